@@ -1,0 +1,51 @@
+"""The Celery app. Tasks are long and idempotent, so a task is acknowledged only after it ran
+and is handed back to the queue if its worker dies (acks_late + reject_on_worker_lost)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+
+
+def _broker_transport_options(settings) -> dict:
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folder = settings.BROKER_DIR
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+
+
+def configure(app: Celery) -> None:
+    from django.conf import settings
+
+    app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_transport_options=_broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        worker_hijack_root_logger=False,
+    )
+
+
+configure(app)
+app.autodiscover_tasks()

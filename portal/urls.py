@@ -1,0 +1,20 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+
+# Staff sign in through allauth's login (rate-limited, two-factor aware), never admin's own form.
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "VPS portal — support"
+admin.site.site_title = "VPS portal admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
+    path("servers/", include("instances.urls")),
+    path("billing/", include("billing.urls")),
+]

@@ -1,0 +1,73 @@
+"""Shared fixtures: three customers (alice, bob, mallory) for isolation tests, a staff user,
+and the switches that run PostgreSQL/Redis-only tests when those services are configured."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from tests.factories import PASSWORD, ProfileFactory, UserFactory
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and not settings.DATABASE_URL:
+        pytest.skip("needs PostgreSQL: set DATABASE_URL (CI always does)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        pytest.skip("needs Redis: set REDIS_URL (CI always does)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request):
+    """Rate-limit counters live in the cache; each test starts with none.
+
+    The database cache needs no work for tests on the `db` fixture: their transaction, cache
+    rows included, is rolled back. Transactional tests keep rows, so they clear it first.
+    """
+    if settings.REDIS_URL:
+        _clear_redis_cache()
+    elif {"transactional_db", "live_server"} & set(request.fixturenames):
+        request.getfixturevalue("transactional_db")
+        cache.clear()
+
+
+def _clear_redis_cache() -> None:
+    # Only our keys: the same Redis may hold Celery's queues, which FLUSHDB would drop.
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{settings.CACHE_KEY_PREFIX}:*", count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def alice(db):
+    return ProfileFactory(user__email="alice@example.com", full_name="Alice Archer").user
+
+
+@pytest.fixture
+def bob(db):
+    return ProfileFactory(user__email="bob@example.com", full_name="Bob Baker").user
+
+
+@pytest.fixture
+def mallory(db):
+    return ProfileFactory(user__email="mallory@example.com", full_name="Mallory Mayer").user
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
