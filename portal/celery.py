@@ -15,12 +15,13 @@ app = Celery("portal")
 def _broker_transport_options(settings) -> dict:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         folder = settings.BROKER_DIR
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Page
+from playwright.sync_api import ConsoleMessage, Error, Page, Playwright, Request
 
-# Playwright's sync API drives the browser from an asyncio loop running in this thread, and Django
-# refuses ORM calls while a loop is running (SynchronousOnlyOperation). The test code itself is
-# plain synchronous code that only shares the thread with that loop, so the check is relaxed.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
+ALLOW_ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+# A request still running this long after the test (a long poll) is not waited for.
+SETTLE_TIMEOUT_SECONDS = 5
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,10 +47,35 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 
 def pytest_collection_modifyitems(config, items):
-    # Conftest hooks see the whole session's items, not just this directory's.
-    for item in items:
-        if E2E_DIR in item.path.parents:
-            item.add_marker(pytest.mark.e2e)
+    """Mark the browser tests and run them after all others.
+
+    Once Playwright has started, its event loop counts as running in the main thread until the
+    session ends (see the `playwright` fixture below), so the tests that follow it would need
+    Django's async-safety check switched off too. Running last keeps that switch away from them.
+    Conftest hooks see the whole session's items, not just this directory's.
+    """
+    e2e = [item for item in items if E2E_DIR in item.path.parents]
+    for item in e2e:
+        item.add_marker(pytest.mark.e2e)
+    others = [item for item in items if E2E_DIR not in item.path.parents]
+    items[:] = others + e2e
+
+
+@pytest.fixture(scope="session")
+def playwright(playwright: Playwright) -> Iterator[Playwright]:
+    # Playwright's sync API keeps an asyncio loop marked as running in this thread, and Django
+    # then refuses every ORM call from it (SynchronousOnlyOperation): the test's own setup, and
+    # pytest-django's flush after each live_server test. Those calls are plain synchronous code
+    # that merely shares the thread with the idle loop, so the check is relaxed, but only while
+    # Playwright runs: set at import time it would leak into every test of the session and into
+    # the subprocesses they start (`check --deploy` rejects it as async.E001).
+    previous = os.environ.get(ALLOW_ASYNC_UNSAFE)
+    os.environ[ALLOW_ASYNC_UNSAFE] = "true"
+    yield playwright
+    if previous is None:
+        del os.environ[ALLOW_ASYNC_UNSAFE]
+    else:
+        os.environ[ALLOW_ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +93,12 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture
 def page(page: Page) -> Iterator[Page]:
     errors: list[str] = []
+    in_flight: set[Request] = set()
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
-            location = message.location
-            errors.append(f"console error: {message.text} ({location.get('url', '?')})")
+            url = message.location.get("url")
+            errors.append(f"console error: {message.text}" + (f" ({url})" if url else ""))
 
     def on_page_error(error: Error) -> None:
         errors.append(f"uncaught exception: {error.message}")
@@ -81,20 +106,32 @@ def page(page: Page) -> Iterator[Page]:
     page.add_init_script(REPORT_CSP_VIOLATIONS)
     page.on("console", on_console)
     page.on("pageerror", on_page_error)
+    # Playwright wants Python functions as handlers, not bound builtins like set.add.
+    page.on("request", lambda request: in_flight.add(request))
+    page.on("requestfinished", lambda request: in_flight.discard(request))
+    page.on("requestfailed", lambda request: in_flight.discard(request))
 
     yield page
 
-    _let_pending_events_arrive(page)
+    _let_pending_events_arrive(page, in_flight)
     if errors:
         listing = "\n".join(f"  - {error}" for error in errors)
         pytest.fail(f"the browser reported {len(errors)} error(s):\n{listing}", pytrace=False)
 
 
-def _let_pending_events_arrive(page: Page) -> None:
-    # securitypolicyviolation is dispatched as a queued task, so a violation from the test's last
-    # action may still be on its way. One trip through the page's task queue delivers it first.
+def _let_pending_events_arrive(page: Page, in_flight: set[Request]) -> None:
+    """Give errors caused by the test's last action the chance to be reported.
+
+    A subresource the last action started (a stylesheet, an htmx request) reports its 404 only
+    once its response is in, and securitypolicyviolation is dispatched as a queued task.
+    """
     if page.is_closed():
         return
-    # If the page is mid-navigation, whatever the old document reported has already arrived.
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    while in_flight and time.monotonic() < deadline:
+        # Unlike time.sleep, this lets Playwright deliver the events that empty the set.
+        page.wait_for_timeout(20)
+    # One trip through the page's task queue, behind any violation event queued before it. If the
+    # page is mid-navigation, whatever the old document reported has already arrived.
     with contextlib.suppress(Error):
         page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
