@@ -1,0 +1,385 @@
+"""Infrastructure (locations, clusters, nodes, storage, images, IPs) and the servers built on it."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django_countries.fields import CountryField
+
+from portal import secrets
+
+
+class Location(models.Model):
+    code = models.SlugField(max_length=32, unique=True, help_text="e.g. eu-central-1")
+    name = models.CharField(max_length=100)
+    country = CountryField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Cluster(models.Model):
+    """One Proxmox VE cluster, reached over its HTTPS API with an API token."""
+
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="clusters")
+    name = models.SlugField(max_length=64, unique=True)
+    api_url = models.URLField("API URL", help_text="https://pve1.example.net:8006")
+    token_id = models.CharField(max_length=128, help_text="user@realm!tokenname")
+    token_secret_encrypted = models.TextField(editable=False, blank=True)
+    ca_bundle = models.TextField(
+        "CA certificate (PEM)",
+        blank=True,
+        help_text="The CA (or self-signed certificate) that signed the API's TLS certificate.",
+    )
+    tls_fingerprint = models.CharField(
+        "pinned certificate SHA-256",
+        max_length=128,
+        blank=True,
+        help_text="Alternative to a CA: the SHA-256 fingerprint of the API's certificate.",
+    )
+    vmid_min = models.PositiveIntegerField("first VMID", default=1000)
+    vmid_max = models.PositiveIntegerField("last VMID", default=999999)
+    bridge = models.CharField(max_length=32, default="vmbr0")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def token_secret(self) -> str:
+        return secrets.decrypt(self.token_secret_encrypted)
+
+    @token_secret.setter
+    def token_secret(self, value: str) -> None:
+        self.token_secret_encrypted = secrets.encrypt(value)
+
+
+class StorageClass(models.TextChoices):
+    NVME = "nvme", "NVMe"
+    BULK = "bulk", "Bulk (HDD-class)"
+
+
+class StoragePool(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="storage_pools")
+    name = models.CharField(max_length=64, help_text="PVE storage id, e.g. nvme-pool")
+    storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="storagepool_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.name} ({self.storage_class})"
+
+
+class Node(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        DRAINING = "draining"
+        OFFLINE = "offline"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="nodes")
+    name = models.CharField(max_length=64)
+    cores = models.PositiveIntegerField(help_text="physical cores")
+    memory_mib = models.PositiveIntegerField("RAM (MiB)")
+    cpu_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=4)
+    ram_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=1)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="node_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.name}"
+
+
+class NodeStorage(models.Model):
+    """How much of a storage pool one node can give to servers."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="storages")
+    pool = models.ForeignKey(StoragePool, on_delete=models.CASCADE, related_name="node_storages")
+    capacity_gib = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "pool"], name="nodestorage_unique_pool")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.pool.name}: {self.capacity_gib} GiB"
+
+
+class OSImage(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, help_text="e.g. Debian 12")
+    family = models.CharField(max_length=32, help_text="e.g. debian")
+    default_user = models.CharField(max_length=32, default="root")
+    min_disk_gib = models.PositiveIntegerField(default=10)
+    active = models.BooleanField(default=True)
+    display_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = "OS image"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OSTemplate(models.Model):
+    """Where an image's cloud-init template VM lives: per cluster, or per node for local storage."""
+
+    image = models.ForeignKey(OSImage, on_delete=models.CASCADE, related_name="templates")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="templates")
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        help_text="Only when the template sits on a node's local storage.",
+    )
+    vmid = models.PositiveIntegerField("template VMID")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "cluster"],
+                condition=Q(node__isnull=True),
+                name="ostemplate_unique_per_cluster",
+            ),
+            models.UniqueConstraint(
+                fields=["image", "cluster", "node"],
+                condition=Q(node__isnull=False),
+                name="ostemplate_unique_per_node",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image} on {self.node or self.cluster} (VMID {self.vmid})"
+
+
+class IPPool(models.Model):
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="ip_pools")
+    name = models.CharField(max_length=64, unique=True)
+    network = models.CharField(max_length=43, help_text="IPv4 network, e.g. 203.0.113.0/24")
+    gateway = models.GenericIPAddressField(protocol="IPv4")
+    dns_servers = models.CharField(max_length=200, default="1.1.1.1 9.9.9.9")
+    ipv6_prefix = models.CharField(
+        max_length=43,
+        blank=True,
+        help_text="Optional, e.g. 2001:db8:100::/48; each server gets its own /64 from it.",
+    )
+    quarantine_days = models.PositiveIntegerField(
+        default=7, help_text="Days a released address rests before it is handed out again."
+    )
+
+    class Meta:
+        verbose_name = "IP pool"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.network})"
+
+    @property
+    def prefix_length(self) -> int:
+        return ipaddress.ip_network(self.network, strict=False).prefixlen
+
+
+class IPAddress(models.Model):
+    class State(models.TextChoices):
+        FREE = "free"
+        ASSIGNED = "assigned"
+        QUARANTINED = "quarantined"
+        RESERVED = "reserved", "reserved (not for servers)"
+
+    pool = models.ForeignKey(IPPool, on_delete=models.PROTECT, related_name="addresses")
+    address = models.GenericIPAddressField(protocol="IPv4", unique=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.FREE)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pool", "id"]
+        verbose_name = "IP address"
+        verbose_name_plural = "IP addresses"
+        indexes = [models.Index(fields=["pool", "state"])]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Family(models.TextChoices):
+    STORAGE_VPS = "storage_vps", "Storage VPS"
+    NVME_VPS = "nvme_vps", "NVMe VPS"
+    VDS = "vds", "VDS"
+    DEDICATED = "dedicated", "Dedicated"
+
+
+class Instance(models.Model):
+    """A customer's server. Its spec is a copy of the order's; instances know nothing of money."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "awaiting payment"
+        QUEUED = "queued"
+        PROVISIONING = "provisioning"
+        RUNNING = "running"
+        STOPPED = "stopped"
+        SUSPENDED = "suspended"
+        FAILED = "failed"
+        TERMINATING = "terminating"
+        TERMINATED = "terminated"
+
+    LIVE = (
+        Status.QUEUED,
+        Status.PROVISIONING,
+        Status.RUNNING,
+        Status.STOPPED,
+        Status.SUSPENDED,
+        Status.FAILED,
+        Status.TERMINATING,
+    )
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="instances"
+    )
+    external_ref = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Who asked for it (e.g. order:42); creating twice with one ref gives one server.",
+    )
+    hostname = models.CharField(max_length=63)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="instances")
+    family = models.CharField(max_length=16, choices=Family.choices)
+    plan_name = models.CharField(max_length=64, blank=True)
+    vcpus = models.PositiveIntegerField()
+    dedicated_cores = models.BooleanField(default=False)
+    memory_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField()
+    storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
+    os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="instances")
+    ssh_keys = models.TextField(blank=True, help_text="authorized_keys lines put on the server")
+    root_password_encrypted = models.TextField(
+        blank=True, editable=False, help_text="Only until cloud-init has it; then wiped."
+    )
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    vmid = models.PositiveIntegerField("VMID", null=True, blank=True)
+    ipv4 = models.ForeignKey(
+        IPAddress, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    ipv6 = models.CharField("IPv6", max_length=50, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    build_step = models.CharField(max_length=32, blank=True)
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    step_attempts = models.PositiveIntegerField(default=0)
+    waiting_reason = models.CharField(max_length=200, blank=True)
+    last_error = models.TextField(blank=True)
+    task_upid = models.CharField("running PVE task", max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "vmid"],
+                condition=Q(vmid__isnull=False) & ~Q(status="terminated"),
+                name="instance_unique_vmid_per_cluster",
+            ),
+            models.UniqueConstraint(
+                fields=["ipv4"],
+                condition=Q(ipv4__isnull=False) & ~Q(status="terminated"),
+                name="instance_unique_live_ipv4",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "step_started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (#{self.pk})"
+
+    @property
+    def login_user(self) -> str:
+        return self.os_image.default_user
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing is in progress: the page can stop polling."""
+        return self.status not in {
+            self.Status.QUEUED,
+            self.Status.PROVISIONING,
+            self.Status.TERMINATING,
+        }
+
+
+class InstanceEvent(models.Model):
+    """Everything that happened to a server: the audit trail and the customer's timeline."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system"
+        CUSTOMER = "customer"
+        STAFF = "staff"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    old_status = models.CharField(max_length=16, blank=True)
+    new_status = models.CharField(max_length=16, blank=True)
+    step = models.CharField(max_length=32, blank=True)
+    message = models.TextField(blank=True)
+    actor = models.CharField(max_length=8, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.old_status}→{self.new_status} {self.step} {self.message}"
+
+
+class DedicatedServer(models.Model):
+    """A physical machine in the inventory; staff install it for a dedicated-server order."""
+
+    class State(models.TextChoices):
+        AVAILABLE = "available"
+        ASSIGNED = "assigned"
+        INSTALLING = "installing"
+        READY = "ready"
+        RETIRED = "retired"
+
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="dedicated")
+    asset_tag = models.CharField(max_length=32, unique=True)
+    model = models.CharField(max_length=100, help_text="e.g. Dell R650")
+    cpu = models.CharField("CPU", max_length=100)
+    cores = models.PositiveIntegerField()
+    memory_gib = models.PositiveIntegerField("RAM (GiB)")
+    disks = models.CharField(max_length=200, help_text="e.g. 2× 1.92 TB NVMe")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.AVAILABLE)
+    instance = models.OneToOneField(
+        Instance, on_delete=models.SET_NULL, null=True, blank=True, related_name="dedicated_server"
+    )
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["location", "asset_tag"]
+
+    def __str__(self) -> str:
+        return f"{self.asset_tag} ({self.model}, {self.location.code})"
