@@ -24,7 +24,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
-	$(PY) manage.py seed_demo
+	$(PY) -m sandbox.pve prepare
+	$(PY) manage.py seed_demo --pve-cluster $${VAR_DIR:-var}/fakepve/cluster.json
 	$(PY) -m sandbox.run
 
 test: $(STAMP)

@@ -292,6 +292,10 @@ class Instance(models.Model):
     waiting_reason = models.CharField(max_length=200, blank=True)
     last_error = models.TextField(blank=True)
     task_upid = models.CharField("running PVE task", max_length=200, blank=True)
+    # A worker claims the build for a while (conditional UPDATE), so two never drive it at once;
+    # a claim left by a dead worker simply expires.
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)

@@ -45,6 +45,12 @@ def configure(app: Celery) -> None:
         accept_content=["json"],
         timezone="UTC",
         worker_hijack_root_logger=False,
+        beat_schedule={
+            "reap-stuck-builds": {
+                "task": "instances.reap_stuck_builds",
+                "schedule": settings.PROVISIONING_REAPER_INTERVAL,
+            },
+        },
     )
 
 

@@ -208,7 +208,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "dashboard"
+LOGIN_REDIRECT_URL = "instances:list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
@@ -233,6 +233,19 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MAILERS = {
     "default": mailer_from_url(env("EMAIL_URL", "console:" if DEBUG else "smtp://localhost:25"))
 }
+
+# --- Provisioning (seconds unless named otherwise) --------------------------------------------
+
+PROVISIONING_POLL = float(env("PROVISIONING_POLL", "2"))
+PROVISIONING_RETRY_BASE = float(env("PROVISIONING_RETRY_BASE", "5"))
+PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6)
+PROVISIONING_CAPACITY_RETRY = float(env("PROVISIONING_CAPACITY_RETRY", "60"))
+PROVISIONING_TASK_TIMEOUT = float(env("PROVISIONING_TASK_TIMEOUT", "120"))
+# A build untouched this long with no worker on it is resumed by the reaper...
+PROVISIONING_STUCK_AFTER = env_int("PROVISIONING_STUCK_AFTER", 600)
+# ...and one whose current step started this long ago is failed for staff.
+PROVISIONING_DEADLINE = env_int("PROVISIONING_DEADLINE", 3600)
+PROVISIONING_REAPER_INTERVAL = env_int("PROVISIONING_REAPER_INTERVAL", 60)
 
 # --- Outside services ------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ PRODUCT_LINES = [
 @require_GET
 def home(request):
     if request.user.is_authenticated:
-        return redirect("dashboard")
+        return redirect("instances:list")
     return render(request, "home.html", {"product_lines": PRODUCT_LINES})
 
 

@@ -1,7 +1,8 @@
 """The dev runner behind `make run`: starts every process the demo needs and stops them together.
 
-Processes: the Django dev server and a Celery worker with beat. Later stand-ins (fakepve, the
-Stripe sandbox) join the PROCESSES list. Ctrl-C (or any process dying) stops all of them.
+Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py; started first, so it is up when a
+build begins), the Django dev server and a Celery worker with beat. Later stand-ins (the Stripe
+sandbox) join the PROCESSES list. Ctrl-C (or any process dying) stops all of them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
 
 PROCESSES = {
+    "fakepve": [PYTHON, "-m", "sandbox.pve", "serve"],
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",

@@ -38,3 +38,95 @@ class ProfileFactory(factory.django.DjangoModelFactory):
     city = "Berlin"
     country = "DE"
     phone = "+49 30 1234567"
+
+
+# --- Infrastructure --------------------------------------------------------------------------
+
+
+def make_location_with_capacity(
+    *,
+    code: str = "eu-test-1",
+    nodes: int = 2,
+    cores: int = 16,
+    memory_mib: int = 65536,
+    nvme_gib: int = 2000,
+    bulk_gib: int = 8000,
+    addresses: int = 60,
+    cpu_overcommit: str = "4",
+    ram_overcommit: str = "1",
+):
+    """A location with one cluster, `nodes` nodes with NVMe and bulk storage, and an IP pool."""
+    from decimal import Decimal
+
+    from instances.models import (
+        Cluster,
+        IPAddress,
+        IPPool,
+        Location,
+        Node,
+        NodeStorage,
+        StorageClass,
+        StoragePool,
+    )
+
+    location = Location.objects.create(code=code, name=f"Test {code}", country="DE")
+    cluster = Cluster.objects.create(
+        location=location,
+        name=f"{code}-pve",
+        api_url="https://127.0.0.1:8006",
+        token_id="root@pam!portal",
+    )
+    nvme = StoragePool.objects.create(cluster=cluster, name="nvme", storage_class=StorageClass.NVME)
+    bulk = StoragePool.objects.create(cluster=cluster, name="bulk", storage_class=StorageClass.BULK)
+    for index in range(nodes):
+        node = Node.objects.create(
+            cluster=cluster,
+            name=f"pve-{index}",
+            cores=cores,
+            memory_mib=memory_mib,
+            cpu_overcommit=Decimal(cpu_overcommit),
+            ram_overcommit=Decimal(ram_overcommit),
+        )
+        NodeStorage.objects.create(node=node, pool=nvme, capacity_gib=nvme_gib)
+        NodeStorage.objects.create(node=node, pool=bulk, capacity_gib=bulk_gib)
+    pool = IPPool.objects.create(
+        location=location,
+        name=f"{code}-v4",
+        network="203.0.113.0/24",
+        gateway="203.0.113.1",
+        ipv6_prefix="2001:db8:100::/48",
+    )
+    IPAddress.objects.bulk_create(
+        IPAddress(pool=pool, address=f"203.0.113.{10 + i}") for i in range(addresses)
+    )
+    return location
+
+
+def make_os_image(*, slug: str = "debian-12", name: str = "Debian 12", user: str = "debian"):
+    from instances.models import OSImage
+
+    image, _ = OSImage.objects.get_or_create(
+        slug=slug, defaults={"name": name, "family": slug.split("-")[0], "default_user": user}
+    )
+    return image
+
+
+def make_instance(owner, location, *, hostname="web1", status="queued", **spec):
+    from instances.models import Instance
+
+    values = {
+        "family": "nvme_vps",
+        "vcpus": 2,
+        "dedicated_cores": False,
+        "memory_mib": 4096,
+        "disk_gib": 80,
+        "storage_class": "nvme",
+    } | spec
+    return Instance.objects.create(
+        owner=owner,
+        hostname=hostname,
+        location=location,
+        os_image=make_os_image(),
+        status=status,
+        **values,
+    )

@@ -2,11 +2,20 @@
 
 Each run gives both users a fresh random password and prints it, so the printed credentials
 always work and no password lives in the repository.
+
+With `--pve-cluster var/fakepve/cluster.json` (written by `python -m sandbox.pve prepare`) it
+also creates or updates the infrastructure of the demo Proxmox cluster: location, cluster,
+nodes, storage pools, OS images and templates, and an IP pool. Rows are matched by their
+natural keys, so a second run changes nothing and duplicates nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
+from decimal import Decimal
+from pathlib import Path
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -15,9 +24,30 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import CustomerProfile
+from instances.models import (
+    Cluster,
+    IPAddress,
+    IPPool,
+    Location,
+    Node,
+    NodeStorage,
+    OSImage,
+    OSTemplate,
+    StoragePool,
+)
 
 STAFF_EMAIL = "staff@portal.example.com"
 CUSTOMER_EMAIL = "demo@portal.example.com"
+# The demo's public IPv4 addresses: TEST-NET-3 (RFC 5737), never routed on the internet.
+IP_POOL = {
+    "name": "fra1-public-v4",
+    "network": "203.0.113.0/24",
+    "gateway": "203.0.113.1",
+    "dns_servers": "1.1.1.1 9.9.9.9",
+    # Documentation prefix (RFC 3849); each server gets its own /64 from it.
+    "ipv6_prefix": "2001:db8:100::/48",
+}
+FIRST_HOST, LAST_HOST = 10, 250
 
 
 class Command(BaseCommand):
@@ -29,10 +59,18 @@ class Command(BaseCommand):
             action="store_true",
             help="Run even with DEBUG off (never do this on a real portal).",
         )
+        parser.add_argument(
+            "--pve-cluster",
+            type=Path,
+            metavar="FILE",
+            help="cluster.json of the demo Proxmox cluster (python -m sandbox.pve prepare)",
+        )
 
-    def handle(self, *args, allow_production: bool = False, **options):
+    def handle(self, *args, allow_production: bool = False, pve_cluster=None, **options):
         if not settings.DEBUG and not allow_production:
             raise CommandError("seed_demo is for development; DEBUG is off.")
+        if pve_cluster is not None:
+            self._infrastructure(_read_cluster_file(pve_cluster))
         with transaction.atomic():
             staff_password = self._user(STAFF_EMAIL, staff=True)
             customer_password = self._user(CUSTOMER_EMAIL, staff=False)
@@ -64,3 +102,126 @@ class Command(BaseCommand):
             user=user, email=email, defaults={"verified": True, "primary": True}
         )
         return password
+
+    @transaction.atomic
+    def _infrastructure(self, facts: dict) -> None:
+        location = _location(facts["location"])
+        cluster = _cluster(facts, location)
+        pools = _storage_pools(cluster, facts["storages"])
+        nodes = _nodes(cluster, facts["nodes"], pools)
+        _images_and_templates(cluster, nodes, facts["images"], facts["templates"])
+        pool, free = _ip_pool(location)
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo Proxmox cluster {cluster.name} at {cluster.api_url}:")
+        )
+        self.stdout.write(
+            f"  {len(nodes)} nodes, {len(pools)} storage pools, {len(facts['templates'])} "
+            f"templates; {pool.network} with {free} free addresses"
+        )
+
+
+def _read_cluster_file(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CommandError(f"cannot read {path}: {e} (run `python -m sandbox.pve prepare`)") from e
+
+
+def _location(facts: dict) -> Location:
+    location, _ = Location.objects.update_or_create(
+        code=facts["code"], defaults={"name": facts["name"], "country": facts["country"]}
+    )
+    return location
+
+
+def _cluster(facts: dict, location: Location) -> Cluster:
+    cluster, _ = Cluster.objects.update_or_create(
+        name=facts["name"],
+        defaults={
+            "location": location,
+            "api_url": facts["api_url"],
+            "token_id": facts["token_id"],
+            "ca_bundle": facts["ca_pem"],
+        },
+    )
+    # Encryption is randomised: re-encrypt only a secret that changed, so reruns change nothing.
+    if _stored_secret(cluster) != facts["token_secret"]:
+        cluster.token_secret = facts["token_secret"]
+        cluster.save(update_fields=["token_secret_encrypted"])
+    return cluster
+
+
+def _stored_secret(cluster: Cluster) -> str | None:
+    try:
+        return cluster.token_secret
+    except ValueError:  # encrypted under another key
+        return None
+
+
+def _storage_pools(cluster: Cluster, storages: list[dict]) -> dict[str, StoragePool]:
+    return {
+        s["name"]: StoragePool.objects.update_or_create(
+            cluster=cluster, name=s["name"], defaults={"storage_class": s["storage_class"]}
+        )[0]
+        for s in storages
+    }
+
+
+def _nodes(cluster: Cluster, facts: list[dict], pools: dict[str, StoragePool]) -> dict[str, Node]:
+    nodes = {}
+    for fact in facts:
+        # Size comes from the cluster; overcommit is policy staff may have changed since.
+        node, _ = Node.objects.update_or_create(
+            cluster=cluster,
+            name=fact["name"],
+            defaults={"cores": fact["cores"], "memory_mib": fact["memory_mib"]},
+            create_defaults={
+                "cores": fact["cores"],
+                "memory_mib": fact["memory_mib"],
+                "cpu_overcommit": Decimal("4.0"),
+                "ram_overcommit": Decimal("1.0"),
+            },
+        )
+        for pool_name, capacity in fact["storage_gib"].items():
+            NodeStorage.objects.update_or_create(
+                node=node, pool=pools[pool_name], defaults={"capacity_gib": capacity}
+            )
+        nodes[node.name] = node
+    return nodes
+
+
+def _images_and_templates(
+    cluster: Cluster, nodes: dict[str, Node], images: list[dict], templates: list[dict]
+) -> None:
+    by_slug = {}
+    for image in images:
+        by_slug[image["slug"]], _ = OSImage.objects.update_or_create(
+            slug=image["slug"],
+            defaults={
+                "name": image["name"],
+                "family": image["family"],
+                "default_user": image["default_user"],
+                "min_disk_gib": image["min_disk_gib"],
+                "display_order": image["display_order"],
+            },
+        )
+    for template in templates:
+        OSTemplate.objects.update_or_create(
+            image=by_slug[template["image"]],
+            cluster=cluster,
+            node=nodes.get(template["node"]),
+            defaults={"vmid": template["vmid"]},
+        )
+
+
+def _ip_pool(location: Location) -> tuple[IPPool, int]:
+    pool, _ = IPPool.objects.update_or_create(
+        name=IP_POOL["name"], defaults=dict(IP_POOL, location=location)
+    )
+    hosts = list(ipaddress.ip_network(pool.network).hosts())[FIRST_HOST - 1 : LAST_HOST]
+    known = set(IPAddress.objects.filter(pool=pool).values_list("address", flat=True))
+    # Only missing addresses are added: an assigned or quarantined one keeps its state.
+    IPAddress.objects.bulk_create(
+        IPAddress(pool=pool, address=str(host)) for host in hosts if str(host) not in known
+    )
+    return pool, pool.addresses.filter(state=IPAddress.State.FREE).count()

@@ -1,0 +1,306 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from instances import dedicated, services
+from instances.models import (
+    Cluster,
+    DedicatedServer,
+    Family,
+    Instance,
+    InstanceEvent,
+    IPAddress,
+    IPPool,
+    Location,
+    Node,
+    NodeStorage,
+    OSImage,
+    OSTemplate,
+    StorageClass,
+    StoragePool,
+)
+from portal import secrets
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "country", "active"]
+
+
+class ClusterForm(forms.ModelForm):
+    token_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted. Leave empty to keep the current secret.",
+    )
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "location",
+            "name",
+            "api_url",
+            "token_id",
+            "token_secret",
+            "ca_bundle",
+            "tls_fingerprint",
+            "vmid_min",
+            "vmid_max",
+            "bridge",
+        ]
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("token_secret"):
+            self.instance.token_secret = self.cleaned_data["token_secret"]
+        return super().save(commit)
+
+
+class NodeInline(admin.TabularInline):
+    model = Node
+    extra = 0
+
+
+class StoragePoolInline(admin.TabularInline):
+    model = StoragePool
+    extra = 0
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterForm
+    list_display = ["name", "location", "api_url", "token_id"]
+    inlines = [NodeInline, StoragePoolInline]
+
+
+class NodeStorageInline(admin.TabularInline):
+    model = NodeStorage
+    extra = 0
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = ["name", "cluster", "state", "cores", "memory_mib", "cpu_overcommit"]
+    list_filter = ["state", "cluster"]
+    inlines = [NodeStorageInline]
+    actions = ["drain"]
+
+    @admin.action(description="Drain: place no new servers on these nodes")
+    def drain(self, request, queryset):
+        count = queryset.update(state=Node.State.DRAINING)
+        messages.success(request, f"{count} node(s) draining.")
+
+
+class OSTemplateInline(admin.TabularInline):
+    model = OSTemplate
+    extra = 0
+
+
+@admin.register(OSImage)
+class OSImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "family", "default_user", "min_disk_gib", "active"]
+    inlines = [OSTemplateInline]
+
+
+@admin.register(IPPool)
+class IPPoolAdmin(admin.ModelAdmin):
+    list_display = ["name", "location", "network", "gateway", "ipv6_prefix"]
+
+
+@admin.register(IPAddress)
+class IPAddressAdmin(admin.ModelAdmin):
+    list_display = ["address", "pool", "state", "released_at"]
+    list_filter = ["state", "pool"]
+    search_fields = ["address"]
+
+
+class InstanceEventInline(admin.TabularInline):
+    model = InstanceEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "old_status", "new_status", "step", "message", "actor", "actor_user"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class BuildServerForm(forms.Form):
+    owner = forms.ModelChoiceField(get_user_model().objects.filter(is_staff=False))
+    hostname = forms.RegexField(
+        regex=r"^(?!-)[a-z0-9-]{1,63}(?<!-)$",
+        error_messages={"invalid": "Lower-case letters, digits and hyphens (RFC 1123 label)."},
+    )
+    location = forms.ModelChoiceField(Location.objects.filter(active=True))
+    os_image = forms.ModelChoiceField(OSImage.objects.filter(active=True))
+    family = forms.ChoiceField(choices=[c for c in Family.choices if c[0] != Family.DEDICATED])
+    vcpus = forms.IntegerField(min_value=1, max_value=64, initial=2)
+    memory_mib = forms.IntegerField(min_value=512, initial=4096, label="RAM (MiB)")
+    disk_gib = forms.IntegerField(min_value=10, initial=80, label="Disk (GiB)")
+    storage_class = forms.ChoiceField(choices=StorageClass.choices)
+    use_customer_keys = forms.BooleanField(required=False, initial=True)
+    generate_password = forms.BooleanField(required=False)
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin):
+    list_display = [
+        "hostname",
+        "owner",
+        "family",
+        "status",
+        "build_step",
+        "location",
+        "node",
+        "vmid",
+        "ipv4",
+        "created_at",
+    ]
+    list_filter = ["status", "family", "location", "node"]
+    search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
+    list_select_related = ["owner", "location", "node", "ipv4"]
+    # State changes go through services (actions below), never through a form.
+    readonly_fields = ["fulfilment"] + [f.name for f in Instance._meta.fields if f.name != "id"]
+    inlines = [InstanceEventInline]
+    actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
+    change_list_template = "admin/instances/instance/change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry the build of failed servers")
+    def retry_build(self, request, queryset):
+        retried = 0
+        for instance in queryset.filter(status=Instance.Status.FAILED):
+            services.instance_queue(
+                instance_id=instance.pk,
+                reason="Build retried by support.",
+                actor=InstanceEvent.Actor.STAFF,
+                actor_user=request.user,
+            )
+            retried += 1
+        messages.info(request, f"{retried} build(s) queued again; others were not failed.")
+
+    @admin.action(description="Dedicated: installation started")
+    def dedicated_installing(self, request, queryset):
+        self._dedicated(request, queryset, dedicated.mark_installing, "installing")
+
+    @admin.action(description="Dedicated: installed and handed to the customer")
+    def dedicated_ready(self, request, queryset):
+        self._dedicated(request, queryset, dedicated.mark_ready, "ready")
+
+    def _dedicated(self, request, queryset, action, label):
+        done = 0
+        for instance in queryset.filter(family=Family.DEDICATED):
+            try:
+                action(instance_id=instance.pk, staff=request.user)
+                done += 1
+            except (services.InstanceError, DedicatedServer.DoesNotExist) as exc:
+                messages.error(request, f"{instance.hostname}: {exc or 'no machine assigned'}")
+        messages.info(request, f"{done} dedicated server(s) marked {label}.")
+
+    @admin.display(description="fulfilment (dedicated)")
+    def fulfilment(self, obj):
+        """What the technician needs: machine, address, keys and (until ready) the password."""
+        server = getattr(obj, "dedicated_server", None)
+        if obj.family != Family.DEDICATED or server is None:
+            return "—"
+        pool = obj.ipv4.pool if obj.ipv4 else None
+        password = secrets.decrypt(obj.root_password_encrypted) or "(none requested)"
+        return format_html(
+            "<p>Machine <b>{}</b> ({}), state {}.</p><p>IPv4 {}/{} gateway {}, DNS {}; IPv6 {}."
+            "</p><p>Root password: <code>{}</code></p><pre>{}</pre>",
+            server.asset_tag,
+            server.model,
+            server.state,
+            obj.ipv4,
+            pool.prefix_length if pool else "",
+            pool.gateway if pool else "",
+            pool.dns_servers if pool else "",
+            obj.ipv6 or "—",
+            password,
+            obj.ssh_keys or "(no SSH keys)",
+        )
+
+    def get_urls(self):
+        return [
+            path("build/", self.admin_site.admin_view(self.build_view), name="instances_build"),
+            *super().get_urls(),
+        ]
+
+    def build_view(self, request):
+        """Until checkout exists, staff can build a server for a customer from here."""
+        form = BuildServerForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            keys = list(data["owner"].ssh_keys.values_list("pk", flat=True))
+            try:
+                instance, password = services.instance_create(
+                    owner=data["owner"],
+                    hostname=data["hostname"],
+                    location=data["location"],
+                    os_image=data["os_image"],
+                    spec=services.InstanceSpec(
+                        family=data["family"],
+                        plan_name="custom",
+                        vcpus=data["vcpus"],
+                        dedicated_cores=data["family"] == Family.VDS,
+                        memory_mib=data["memory_mib"],
+                        disk_gib=data["disk_gib"],
+                        storage_class=data["storage_class"],
+                    ),
+                    ssh_key_ids=keys if data["use_customer_keys"] else [],
+                    generate_password=data["generate_password"],
+                    actor=InstanceEvent.Actor.STAFF,
+                    actor_user=request.user,
+                )
+            except services.InstanceError as exc:
+                form.add_error(None, str(exc))
+            else:
+                if password:
+                    messages.warning(
+                        request,
+                        format_html(
+                            "Root password, shown once: <code>{}</code>. Give it to the customer "
+                            "now; it is not stored.",
+                            password,
+                        ),
+                    )
+                messages.success(request, f"Build of {instance.hostname} queued.")
+                return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Build a server for a customer",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/instances/instance/build.html", context)
+
+
+@admin.register(InstanceEvent)
+class InstanceEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "instance", "old_status", "new_status", "step", "message"]
+    list_filter = ["actor", "new_status"]
+    search_fields = ["instance__hostname", "message"]
+    list_select_related = ["instance"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DedicatedServer)
+class DedicatedServerAdmin(admin.ModelAdmin):
+    list_display = ["asset_tag", "model", "location", "cores", "memory_gib", "state", "instance"]
+    list_filter = ["state", "location"]

@@ -1,0 +1,201 @@
+"""Choosing a node, a VMID and an IP for a server, under database locks.
+
+Every placement in a location locks that location's node rows first (in id order, so two
+placements never deadlock), which serialises the capacity arithmetic; unique constraints on
+(cluster, vmid) and on live IPv4 addresses back that up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
+
+from instances.models import Instance, IPAddress, IPPool, Node, NodeStorage
+
+# Servers in these statuses occupy capacity on their node (a failed build may still be retried).
+OCCUPYING = Instance.LIVE
+
+
+class NoCapacity(Exception):
+    """Nothing in the location can take this server now; the message says what is short."""
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    node: Node
+    shared_vcpus: int
+    dedicated_vcpus: int
+    shared_memory_mib: int
+    dedicated_memory_mib: int
+    disk_gib: int
+    disk_capacity_gib: int
+
+    def cpu_load(self, extra: Decimal = Decimal(0)) -> Decimal:
+        """Physical cores in use: dedicated cores count whole, shared vCPUs by the overcommit."""
+        used = self.dedicated_vcpus + Decimal(self.shared_vcpus) / self.node.cpu_overcommit
+        return used + extra
+
+    def memory_load(self, extra: Decimal = Decimal(0)) -> Decimal:
+        used = (
+            self.dedicated_memory_mib + Decimal(self.shared_memory_mib) / self.node.ram_overcommit
+        )
+        return used + extra
+
+
+def node_usage(node: Node, storage_class: str) -> NodeUsage:
+    on_node = Instance.objects.filter(node=node, status__in=OCCUPYING)
+    totals = on_node.aggregate(
+        shared_vcpus=Sum("vcpus", filter=Q(dedicated_cores=False), default=0),
+        dedicated_vcpus=Sum("vcpus", filter=Q(dedicated_cores=True), default=0),
+        shared_mem=Sum("memory_mib", filter=Q(dedicated_cores=False), default=0),
+        dedicated_mem=Sum("memory_mib", filter=Q(dedicated_cores=True), default=0),
+        disk=Sum("disk_gib", filter=Q(storage_class=storage_class), default=0),
+    )
+    capacity = NodeStorage.objects.filter(node=node, pool__storage_class=storage_class).aggregate(
+        total=Sum("capacity_gib", default=0)
+    )["total"]
+    return NodeUsage(
+        node=node,
+        shared_vcpus=totals["shared_vcpus"],
+        dedicated_vcpus=totals["dedicated_vcpus"],
+        shared_memory_mib=totals["shared_mem"],
+        dedicated_memory_mib=totals["dedicated_mem"],
+        disk_gib=totals["disk"],
+        disk_capacity_gib=capacity,
+    )
+
+
+def fits(usage: NodeUsage, instance: Instance) -> tuple[bool, Decimal]:
+    """Whether the server fits on the node, and how loaded the node would be (0..1) after it."""
+    node = usage.node
+    if instance.dedicated_cores:  # VDS: physical cores and RAM, never overcommitted
+        cpu_need, mem_need = Decimal(instance.vcpus), Decimal(instance.memory_mib)
+    else:
+        cpu_need = Decimal(instance.vcpus) / node.cpu_overcommit
+        mem_need = Decimal(instance.memory_mib) / node.ram_overcommit
+    cpu_after = usage.cpu_load(cpu_need) / node.cores
+    mem_after = usage.memory_load(mem_need) / node.memory_mib
+    disk_after = (
+        Decimal(usage.disk_gib + instance.disk_gib) / usage.disk_capacity_gib
+        if usage.disk_capacity_gib
+        else Decimal("Infinity")
+    )
+    load = max(cpu_after, mem_after, disk_after)
+    return load <= 1, load
+
+
+def choose_node(instance: Instance, nodes: list[Node]) -> Node:
+    """The least loaded node that can take the server (spreading load across nodes)."""
+    best: tuple[Decimal, int, Node] | None = None
+    for node in nodes:
+        ok, load = fits(node_usage(node, instance.storage_class), instance)
+        if ok and (best is None or (load, node.pk) < best[:2]):
+            best = (load, node.pk, node)
+    if best is None:
+        raise NoCapacity(
+            f"No node in {instance.location.code} has room for {instance.vcpus} vCPU, "
+            f"{instance.memory_mib} MiB RAM and {instance.disk_gib} GiB {instance.storage_class}."
+        )
+    return best[2]
+
+
+def allocate_vmid(node: Node, is_vmid_free: Callable[[int], bool]) -> int:
+    """The next VMID of the node's cluster that neither we nor PVE use. Caller holds the lock."""
+    cluster = node.cluster
+    highest = Instance.objects.filter(cluster=cluster).aggregate(m=Max("vmid"))["m"]
+    candidate = max(cluster.vmid_min, (highest or 0) + 1)
+    taken = set(
+        Instance.objects.filter(cluster=cluster, vmid__gte=candidate)
+        .exclude(status=Instance.Status.TERMINATED)
+        .values_list("vmid", flat=True)
+    )
+    templates = set(cluster.templates.values_list("vmid", flat=True))
+    while candidate <= cluster.vmid_max:
+        if candidate not in taken and candidate not in templates and is_vmid_free(candidate):
+            return candidate
+        candidate += 1
+    raise NoCapacity(f"Cluster {cluster.name} has no free VMID left in its range.")
+
+
+def allocate_ipv4(instance: Instance) -> IPAddress:
+    """A free address of the location (or one whose quarantine is over). Caller is atomic."""
+    now = timezone.now()
+    for pool in IPPool.objects.filter(location=instance.location).order_by("id"):
+        rested = now - timedelta(days=pool.quarantine_days)
+        address = (
+            IPAddress.objects.select_for_update(skip_locked=True)
+            .filter(pool=pool)
+            .filter(
+                Q(state=IPAddress.State.FREE)
+                | Q(state=IPAddress.State.QUARANTINED, released_at__lt=rested)
+            )
+            .order_by("id")
+            .first()
+        )
+        if address is not None:
+            address.state = IPAddress.State.ASSIGNED
+            address.released_at = None
+            address.save(update_fields=["state", "released_at"])
+            return address
+    raise NoCapacity(f"No free IPv4 address in {instance.location.code}.")
+
+
+def ipv6_for(address: IPAddress) -> str:
+    """The server's own /64 from the pool's IPv6 prefix, numbered like its IPv4 address."""
+    if not address.pool.ipv6_prefix:
+        return ""
+    prefix = ipaddress.ip_network(address.pool.ipv6_prefix, strict=False)
+    v4 = ipaddress.ip_network(address.pool.network, strict=False)
+    index = int(ipaddress.ip_address(address.address)) - int(v4.network_address)
+    if prefix.prefixlen > 64 or index >= 2 ** (64 - prefix.prefixlen):
+        return ""
+    subnet = int(prefix.network_address) + (index << 64)
+    return f"{ipaddress.IPv6Address(subnet + 1)}/64"
+
+
+def reserve(instance_id: int, *, is_vmid_free: Callable[[int], bool]) -> Instance:
+    """Give the server a node, VMID and IP (idempotent: a reserved server keeps what it has)."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.node_id and instance.vmid and instance.ipv4_id:
+            return instance
+        nodes = list(
+            Node.objects.select_for_update()
+            .filter(cluster__location=instance.location, state=Node.State.ACTIVE)
+            .select_related("cluster")
+            .order_by("id")
+        )
+        node = choose_node(instance, nodes)
+        instance.node = node
+        instance.cluster = node.cluster
+        instance.vmid = allocate_vmid(node, is_vmid_free)
+        instance.ipv4 = allocate_ipv4(instance)
+        instance.ipv6 = ipv6_for(instance.ipv4)
+        instance.waiting_reason = ""
+        instance.save(
+            update_fields=[
+                "node",
+                "cluster",
+                "vmid",
+                "ipv4",
+                "ipv6",
+                "waiting_reason",
+                "updated_at",
+            ]
+        )
+        return instance
+
+
+def release(instance: Instance) -> None:
+    """Hand the server's IP back to its pool, in quarantine (on termination)."""
+    if instance.ipv4_id:
+        IPAddress.objects.filter(pk=instance.ipv4_id).update(
+            state=IPAddress.State.QUARANTINED, released_at=timezone.now()
+        )

@@ -1,0 +1,397 @@
+"""The build of a server on Proxmox VE, as idempotent steps.
+
+`advance()` runs the steps from where the server is, under a lease so only one worker drives a
+build at a time. A step that finds its work already done moves on (a clone that exists, a disk
+already grown, a VM already running), so running any step twice yields one VM. Waiting on PVE is
+not done by blocking: the step answers "come back in N seconds" and the task re-queues itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from instances import dedicated, placement
+from instances.models import Family, Instance, OSTemplate
+from instances.notifications import send_server_ready
+from instances.proxmox import ProxmoxError, ProxmoxPermanent, ProxmoxTransient, PveClient
+from instances.services import Status, event_record, instance_transition
+from portal import secrets
+
+logger = logging.getLogger(__name__)
+
+STEPS = ["reserve", "clone", "wait_clone", "configure", "resize", "start", "wait_running", "ready"]
+STEP_LABELS = {
+    "reserve": "Reserving capacity",
+    "clone": "Copying the OS image",
+    "wait_clone": "Copying the OS image",
+    "configure": "Configuring",
+    "resize": "Growing the disk",
+    "start": "Starting",
+    "wait_running": "Booting",
+    "ready": "Ready",
+}
+MARKER = "portal-instance={id}"
+LEASE = timedelta(seconds=120)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The step is not finished; look again after `seconds`."""
+
+    seconds: float
+    reason: str = ""
+
+
+class StepFailed(Exception):
+    """A permanent problem: the build stops and staff are told."""
+
+
+# --- Running the steps ---------------------------------------------------------------------------
+
+
+def advance(instance_id: int, *, client_factory=PveClient.for_cluster) -> float | None:
+    """Run steps until the build is done or must wait; returns seconds until the next look."""
+    token = _claim(instance_id)
+    if token is None:
+        return None  # another worker drives this build; it will re-queue as needed
+    try:
+        return _run_steps(instance_id, client_factory)
+    finally:
+        Instance.objects.filter(pk=instance_id, lease_token=token).update(
+            lease_token="", lease_until=None
+        )
+
+
+def _claim(instance_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        Instance.objects.filter(pk=instance_id, status__in=[Status.QUEUED, Status.PROVISIONING])
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_token=token, lease_until=now + LEASE)
+    )
+    return token if claimed else None
+
+
+def _run_steps(instance_id: int, client_factory) -> float | None:
+    while True:
+        instance = Instance.objects.select_related("node", "cluster", "ipv4__pool", "os_image").get(
+            pk=instance_id
+        )
+        if instance.status not in (Status.QUEUED, Status.PROVISIONING):
+            return None
+        if instance.family == Family.DEDICATED:
+            return _advance_dedicated(instance)
+        step = instance.build_step or STEPS[0]
+        if instance.status == Status.QUEUED and step != STEPS[0]:
+            # A retried build resumes at the step it failed in; its VM and IP are kept.
+            instance = instance_transition(
+                instance_id=instance.pk, to=Status.PROVISIONING, reason="Build resumed."
+            )
+        try:
+            outcome = STEP_FUNCTIONS[step](instance, client_factory)
+        except ProxmoxTransient as exc:
+            return _transient(instance, step, exc)
+        except (ProxmoxPermanent, StepFailed) as exc:
+            _fail(instance, step, str(exc))
+            return None
+        except ProxmoxError as exc:  # pragma: no cover - every ProxmoxError is one of the two
+            _fail(instance, step, str(exc))
+            return None
+        if isinstance(outcome, Wait):
+            Instance.objects.filter(pk=instance_id).update(
+                waiting_reason=outcome.reason, updated_at=timezone.now()
+            )
+            return outcome.seconds
+        if step == STEPS[-1]:
+            return None
+        _next_step(instance, step)
+        Instance.objects.filter(pk=instance_id).update(lease_until=timezone.now() + LEASE)
+
+
+def _advance_dedicated(instance: Instance) -> float | None:
+    """Dedicated machines are installed by staff; the portal only reserves one and an IP."""
+    if instance.status != Status.QUEUED:
+        return None
+    waiting = dedicated.assign(instance)
+    if waiting:
+        if waiting != instance.waiting_reason:
+            event_record(instance, step="reserve", message=f"Waiting for a machine: {waiting}")
+        Instance.objects.filter(pk=instance.pk).update(
+            waiting_reason=waiting, updated_at=timezone.now()
+        )
+        return settings.PROVISIONING_CAPACITY_RETRY
+    return None
+
+
+def _next_step(instance: Instance, step: str) -> None:
+    following = STEPS[STEPS.index(step) + 1]
+    Instance.objects.filter(pk=instance.pk).update(
+        build_step=following,
+        step_started_at=timezone.now(),
+        step_attempts=0,
+        waiting_reason="",
+        updated_at=timezone.now(),
+    )
+    if STEP_LABELS[following] != STEP_LABELS[step]:
+        event_record(instance, step=following, message=f"{STEP_LABELS[following]}…")
+
+
+def _transient(instance: Instance, step: str, exc: ProxmoxError) -> float | None:
+    attempts = instance.step_attempts + 1
+    if attempts > settings.PROVISIONING_MAX_RETRIES:
+        _fail(instance, step, f"Gave up after {attempts - 1} retries: {exc}")
+        return None
+    Instance.objects.filter(pk=instance.pk).update(
+        step_attempts=attempts, updated_at=timezone.now()
+    )
+    delay = min(300.0, settings.PROVISIONING_RETRY_BASE * 2 ** (attempts - 1))
+    delay *= random.uniform(0.8, 1.2)  # jitter: retries of many servers do not arrive together
+    event_record(
+        instance, step=step, message=f"Proxmox is busy ({exc}); retrying in {delay:.0f} s."
+    )
+    return delay
+
+
+def _fail(instance: Instance, step: str, message: str) -> None:
+    logger.warning("instance %s failed in %s: %s", instance.pk, step, message)
+    instance_transition(
+        instance_id=instance.pk,
+        to=Status.FAILED,
+        reason=f"Build failed while {STEP_LABELS[step].lower()}: {message}",
+        last_error=message,
+    )
+
+
+# --- The steps -----------------------------------------------------------------------------------
+
+
+def step_reserve(instance: Instance, client_factory):
+    if instance.status == Status.QUEUED and instance.node_id is None:
+        try:
+            client = client_factory(_any_cluster(instance))
+            placement.reserve(instance.pk, is_vmid_free=client.vmid_free)
+        except placement.NoCapacity as exc:
+            if str(exc) != instance.waiting_reason:  # one timeline entry per reason, not per try
+                event_record(instance, step="reserve", message=f"Waiting for capacity: {exc}")
+            return Wait(settings.PROVISIONING_CAPACITY_RETRY, str(exc))
+    if instance.status == Status.QUEUED:
+        instance_transition(
+            instance_id=instance.pk,
+            to=Status.PROVISIONING,
+            reason="Build started.",
+            build_step="reserve",
+            step_started_at=instance.step_started_at or timezone.now(),
+        )
+    return None
+
+
+def _any_cluster(instance: Instance):
+    cluster = instance.location.clusters.order_by("id").first()
+    if cluster is None:
+        raise placement.NoCapacity(f"Location {instance.location.code} has no cluster yet.")
+    return cluster
+
+
+def step_clone(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    found = client.find_vm(instance.vmid)
+    if found is not None:
+        config = client.vm_config(found["node"], instance.vmid)
+        if MARKER.format(id=instance.pk) in (config.get("description") or ""):
+            return None  # our clone exists (maybe its task id was lost): wait for it next
+        raise StepFailed(
+            f"VMID {instance.vmid} is used by a VM the portal did not create ({found.get('name')})."
+        )
+    template = _template_for(instance)
+    upid = client.clone(
+        node=instance.node.name,
+        template_vmid=template.vmid,
+        vmid=instance.vmid,
+        name=instance.hostname,
+        full=True,
+        storage=_storage_name(instance),
+        description=MARKER.format(id=instance.pk),
+    )
+    Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
+    return None
+
+
+def _template_for(instance: Instance) -> OSTemplate:
+    templates = OSTemplate.objects.filter(image=instance.os_image, cluster=instance.cluster)
+    template = templates.filter(node=instance.node).first() or templates.filter(node=None).first()
+    if template is None:
+        raise StepFailed(f"{instance.os_image} has no template on {instance.cluster}.")
+    return template
+
+
+def _storage_name(instance: Instance) -> str:
+    pool = instance.node.storages.filter(pool__storage_class=instance.storage_class).first()
+    if pool is None:
+        raise StepFailed(f"{instance.node} has no {instance.storage_class} storage.")
+    return pool.pool.name
+
+
+def step_wait_clone(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    if instance.task_upid:
+        status = client.task_status(instance.node.name, instance.task_upid)
+        if status.running:
+            return Wait(settings.PROVISIONING_POLL, "Copying the OS image")
+        if not status.ok:
+            # The failed clone left nothing behind (PVE removes it); clone again next time.
+            Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="clone")
+            raise status.error()
+    found = client.find_vm(instance.vmid)
+    if found is None:
+        Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="clone")
+        raise ProxmoxTransient("the cloned VM is not there yet", status=None)
+    if found.get("lock") == "clone":
+        return Wait(settings.PROVISIONING_POLL, "Copying the OS image")
+    Instance.objects.filter(pk=instance.pk).update(task_upid="")
+    return None
+
+
+def step_configure(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    address = instance.ipv4
+    options = {
+        "name": instance.hostname,
+        "cores": instance.vcpus,
+        "sockets": 1,
+        "memory": instance.memory_mib,
+        "ciuser": instance.os_image.default_user,
+        "ipconfig0": f"ip={address.address}/{address.pool.prefix_length},gw={address.pool.gateway}",
+        "nameserver": address.pool.dns_servers,
+        "tags": ["portal", instance.family.replace("_", "-"), f"customer-{instance.owner_id}"],
+        "description": MARKER.format(id=instance.pk),
+        "onboot": True,
+    }
+    if instance.ipv6:
+        options["ipconfig0"] += f",ip6={instance.ipv6}"
+    if instance.ssh_keys:
+        options["sshkeys"] = instance.ssh_keys + "\n"
+    if instance.root_password_encrypted:
+        options["cipassword"] = secrets.decrypt(instance.root_password_encrypted)
+    upid = client.set_config(instance.node.name, instance.vmid, **options)
+    if upid:
+        _wait_inline(client, instance, upid)
+    # PVE keeps only a hash of the password now; ours is no longer needed.
+    Instance.objects.filter(pk=instance.pk).update(root_password_encrypted="")
+    return None
+
+
+def _wait_inline(client, instance: Instance, upid: str) -> None:
+    status = client.wait_task(instance.node.name, upid, timeout=settings.PROVISIONING_TASK_TIMEOUT)
+    if status.running:
+        raise ProxmoxTransient(f"task {upid} still running after its timeout", status=None)
+    if not status.ok:
+        raise status.error()
+
+
+_SIZE = re.compile(r"size=(\d+(?:\.\d+)?)([KMGT]?)")
+_UNIT_GIB = {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1, "T": 1024, "": 1 / 1024**3}
+
+
+def disk_size_gib(drive: str) -> float:
+    match = _SIZE.search(drive or "")
+    return float(match.group(1)) * _UNIT_GIB[match.group(2)] if match else 0.0
+
+
+def step_resize(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    config = client.vm_config(instance.node.name, instance.vmid)
+    if disk_size_gib(config.get("scsi0", "")) >= instance.disk_gib:
+        return None  # already grown (or the template is big enough): disks never shrink
+    upid = client.resize_disk(instance.node.name, instance.vmid, "scsi0", f"{instance.disk_gib}G")
+    if upid:
+        _wait_inline(client, instance, upid)
+    return None
+
+
+def step_start(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    if client.vm_status(instance.node.name, instance.vmid).get("status") == "running":
+        return None
+    upid = client.start(instance.node.name, instance.vmid)
+    Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
+    return None
+
+
+def step_wait_running(instance: Instance, client_factory):
+    client = client_factory(instance.cluster)
+    if instance.task_upid:
+        status = client.task_status(instance.node.name, instance.task_upid)
+        if not status.running and not status.ok:
+            Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="start")
+            raise status.error()
+    current = client.vm_status(instance.node.name, instance.vmid)
+    if current.get("status") != "running":
+        return Wait(settings.PROVISIONING_POLL, "Booting")
+    Instance.objects.filter(pk=instance.pk).update(task_upid="")
+    return None
+
+
+def step_ready(instance: Instance, client_factory):
+    instance = instance_transition(
+        instance_id=instance.pk,
+        to=Status.RUNNING,
+        reason="Your server is ready.",
+        ready_at=timezone.now(),
+        waiting_reason="",
+    )
+    transaction.on_commit(lambda: send_server_ready(instance.pk))
+    return None
+
+
+STEP_FUNCTIONS = {
+    "reserve": step_reserve,
+    "clone": step_clone,
+    "wait_clone": step_wait_clone,
+    "configure": step_configure,
+    "resize": step_resize,
+    "start": step_start,
+    "wait_running": step_wait_running,
+    "ready": step_ready,
+}
+
+
+# --- The reaper ----------------------------------------------------------------------------------
+
+
+def reap(now=None) -> list[int]:
+    """Builds nobody drives any more (a worker died, a message was lost): resume or fail them.
+
+    Returns the ids to resume; a build past its deadline is failed for staff instead.
+    """
+    now = now or timezone.now()
+    stalled = Instance.objects.filter(
+        status__in=[Status.QUEUED, Status.PROVISIONING],
+        updated_at__lt=now - timedelta(seconds=settings.PROVISIONING_STUCK_AFTER),
+    ).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    # A dedicated machine being installed waits for staff, not for a worker.
+    stalled = stalled.exclude(family=Family.DEDICATED, status=Status.PROVISIONING)
+    resume = []
+    for instance in stalled:
+        started = instance.step_started_at or instance.created_at
+        if started < now - timedelta(seconds=settings.PROVISIONING_DEADLINE):
+            _fail(
+                instance,
+                instance.build_step or STEPS[0],
+                "The build made no progress for too long; support has been told.",
+            )
+            continue
+        Instance.objects.filter(pk=instance.pk).update(updated_at=now)
+        event_record(instance, step=instance.build_step, message="Resuming a stalled build.")
+        resume.append(instance.pk)
+    return resume

@@ -1,0 +1,452 @@
+"""The Proxmox VE API client: the only module that imports proxmoxer.
+
+Methods return plain data and raise ProxmoxError: ProxmoxTransient (try again later) or
+ProxmoxPermanent (trying again will not help), with PVE's own message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.conf import settings
+from proxmoxer import ProxmoxAPI, ResourceException
+from proxmoxer.backends import https as _proxmoxer_https  # noqa: F401 - see the filter below
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InsecureRequestWarning
+
+# proxmoxer's https backend calls urllib3.disable_warnings() on import, which hides every
+# unverified-HTTPS warning in the whole process. We never make an unverified request, and if some
+# code ever did, we want to hear about it.
+warnings.filterwarnings("default", category=InsecureRequestWarning)
+
+
+class ProxmoxError(Exception):
+    """An error from PVE (or from reaching it); `message` is PVE's own text, unchanged."""
+
+    def __init__(
+        self, message: str, status: int | None = None, errors: dict[str, str] | None = None
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.errors = errors or {}  # per-parameter messages of a 400
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        fields = "; ".join(f"{key}: {text.strip()}" for key, text in sorted(self.errors.items()))
+        return f"{self.message.strip()} ({fields})" if fields else self.message.strip()
+
+
+class ProxmoxTransient(ProxmoxError):
+    """Worth retrying with backoff: locks, lost quorum, an unreachable node, network trouble."""
+
+
+class ProxmoxPermanent(ProxmoxError):
+    """Retrying will not help: bad parameters, a refused change, a missing VM, wrong credentials."""
+
+
+class ProxmoxNotFound(ProxmoxPermanent):
+    """The VM (or template) does not exist on that node."""
+
+
+class ProxmoxTLSError(ProxmoxPermanent):
+    """The server's certificate was refused (wrong CA or fingerprint): fix the Cluster row."""
+
+
+# Proxy errors (595/596/597 are pveproxy's own, from AnyEvent::HTTP, when it cannot reach the
+# node a request is for) and gateway errors in front of the API.
+_TRANSIENT_STATUS = frozenset({502, 503, 504, 595, 596, 597})
+# 400: parameter errors; 401/403: credentials and permissions. No retry fixes these.
+_PERMANENT_STATUS = frozenset({400, 401, 403})
+_NOT_FOUND = re.compile(
+    r"Configuration file '[^']*' does not exist|unable to find configuration file for VM"
+)
+_TRANSIENT_TEXT = re.compile(
+    r"can't lock file"  # another task holds the VM (or storage) lock
+    r"|got timeout|timed out|lock request timeout"  # waiting for something that is busy
+    r"|no quorum"  # /etc/pve is read-only until the cluster is quorate again
+    # A backup, migration, clone or snapshot holds the VM; it ends by itself, and the caller's
+    # bounded retries turn a lock nobody clears (an interrupted snapshot) into a failure.
+    r"|\b(?:VM|CT) is locked \("
+    r"|No route to host|Connection refused|Connection reset",
+    re.IGNORECASE,
+)
+
+
+def classify(status: int | None, message: str) -> type[ProxmoxError]:
+    """The error class for an HTTP status (None for a task's exit status) and PVE's message."""
+    if status in _PERMANENT_STATUS:
+        return ProxmoxPermanent
+    if status in _TRANSIENT_STATUS:
+        return ProxmoxTransient
+    if _NOT_FOUND.search(message):
+        return ProxmoxNotFound
+    if _TRANSIENT_TEXT.search(message):
+        return ProxmoxTransient
+    return ProxmoxPermanent
+
+
+def _error(status: int | None, message: str, errors: dict[str, str] | None = None) -> ProxmoxError:
+    return classify(status, message)(message, status=status, errors=errors)
+
+
+def _from_resource_exception(exc: ResourceException) -> ProxmoxError:
+    # pveproxy puts the message in the HTTP reason phrase, which proxmoxer keeps as `content`.
+    message = str(exc.content or exc.status_message or "")
+    errors = exc.errors if isinstance(exc.errors, dict) else None
+    if errors and not all(isinstance(v, str) for v in errors.values()):
+        errors = None  # proxmoxer's stand-in for a body that was not JSON (a proxy's HTML page)
+    return _error(exc.status_code, message, errors)
+
+
+def _from_requests_exception(exc: requests.RequestException) -> ProxmoxError:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError) and (
+        "CERTIFICATE_VERIFY_FAILED" in text or "Fingerprints did not match" in text
+    ):
+        return ProxmoxTLSError(f"TLS certificate refused: {text}")
+    # Also an SSLError without a verdict on the certificate (a handshake cut short).
+    transient = (
+        requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+    )
+    return (ProxmoxTransient if isinstance(exc, transient) else ProxmoxPermanent)(text)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A PVE task: finished only when stopped, and succeeded only with exit status "OK"."""
+
+    upid: str
+    running: bool
+    ok: bool
+    exitstatus: str | None
+
+    def error(self) -> ProxmoxError | None:
+        """The classified error of a task that ended badly; None while it runs or after success."""
+        if self.running or self.ok:
+            return None
+        message = self.exitstatus or "task ended without an exit status"
+        return _error(None, message)
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Accepts the server only if its certificate's SHA-256 is the pinned one."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self._fingerprint = fingerprint  # set first: HTTPAdapter.__init__ calls init_poolmanager
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_fingerprint"] = self._fingerprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _normalise_fingerprint(text: str) -> str:
+    digest = re.sub(r"[\s:]", "", text).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError("tls_fingerprint must be a SHA-256 in hex (64 digits, colons allowed)")
+    return digest
+
+
+def _ca_file(pem: str) -> str:
+    """The CA bundle as a file under VAR_DIR/pve-ca, named by its SHA-256 (written once)."""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("ca_bundle must be PEM text (-----BEGIN CERTIFICATE-----)")
+    data = pem.strip().encode() + b"\n"
+    directory = Path(settings.VAR_DIR) / "pve-ca"
+    path = directory / f"{hashlib.sha256(data).hexdigest()}.pem"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # A temporary name first, so a worker in another process never reads half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def _pick(item: dict[str, Any], **defaults: Any) -> dict[str, Any]:
+    return {key: item.get(key, default) for key, default in defaults.items()}
+
+
+def _split_tags(text: str | None) -> list[str]:
+    return [tag for tag in re.split(r"[;,\s]+", text or "") if tag]
+
+
+class PveClient:
+    """One PVE cluster's API with an API token, over TLS that is always verified:
+    by the CA bundle, the pinned fingerprint (or both), else the system's CAs."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        token_id: str,
+        token_secret: str,
+        ca_bundle: str = "",
+        tls_fingerprint: str = "",
+        timeout: float = 30,
+    ) -> None:
+        parts = urlsplit(api_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"api_url must be https://host[:port], not {api_url!r}")
+        user, _, token_name = token_id.rpartition("!")
+        if not user or not token_name:
+            raise ValueError("token_id must look like user@realm!tokenname")
+        self.api_url = api_url
+        self.token_id = token_id
+        prefix = parts.path.strip("/").removesuffix("api2/json").strip("/")
+        if ca_bundle.strip():
+            verify: str | bool = _ca_file(ca_bundle)
+        elif tls_fingerprint.strip():
+            # Not an unverified connection: the adapter below checks the pinned fingerprint,
+            # which is all the trust a self-signed PVE certificate can offer.
+            verify = False
+        else:
+            verify = True  # the system's CAs
+        self._api = ProxmoxAPI(
+            parts.hostname,
+            port=parts.port or 8006,
+            path_prefix=prefix or None,
+            user=user,
+            token_name=token_name,
+            token_value=token_secret,
+            verify_ssl=verify,
+            timeout=timeout,
+        )
+        if tls_fingerprint.strip():
+            # proxmoxer has no public hook for its requests session; ProxmoxAPI keeps it in
+            # _store["session"] and every resource it hands out copies that same session.
+            session: requests.Session = self._api._store["session"]
+            session.mount("https://", _PinnedAdapter(_normalise_fingerprint(tls_fingerprint)))
+            # urllib3 2 counts a matched fingerprint as verified; older versions still warn.
+            host = re.escape(parts.hostname)
+            warnings.filterwarnings(
+                "ignore",
+                message=f"Unverified HTTPS request is being made to host '{host}'",
+                category=InsecureRequestWarning,
+            )
+
+    @classmethod
+    def for_cluster(cls, cluster: Any) -> PveClient:
+        """The client for an instances.models.Cluster row."""
+        return cls(
+            api_url=cluster.api_url,
+            token_id=cluster.token_id,
+            token_secret=cluster.token_secret,
+            ca_bundle=cluster.ca_bundle,
+            tls_fingerprint=cluster.tls_fingerprint,
+        )
+
+    def __repr__(self) -> str:  # never the secret
+        return f"PveClient({self.api_url!r}, token_id={self.token_id!r})"
+
+    def _call(self, method: str, path: str, **params: Any) -> Any:
+        params = {key: value for key, value in params.items() if value is not None}
+        try:
+            return getattr(self._api(path), method)(**params)
+        except ResourceException as exc:
+            raise _from_resource_exception(exc) from exc
+        except requests.RequestException as exc:
+            raise _from_requests_exception(exc) from exc
+
+    # --- cluster ---------------------------------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        """PVE's version, release and repoid."""
+        return self._call("get", "version")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes: name, status (online/offline), maxcpu, maxmem, cpu, mem."""
+        nodes = sorted(self._call("get", "nodes"), key=lambda item: item["node"])
+        return [
+            {"name": n["node"], **_pick(n, status="unknown", maxcpu=0, maxmem=0, cpu=0.0, mem=0)}
+            for n in nodes
+        ]
+
+    def node_storages(self, node: str) -> list[dict[str, Any]]:
+        """The storages a node sees, with type, content types, state and space in bytes."""
+        return [
+            {
+                "storage": item["storage"],
+                "type": item.get("type", ""),
+                "content": sorted(filter(None, str(item.get("content", "")).split(","))),
+                **{flag: bool(item.get(flag)) for flag in ("active", "enabled", "shared")},
+                **_pick(item, total=0, used=0, avail=0),
+            }
+            for item in self._call("get", f"nodes/{node}/storage")
+        ]
+
+    def cluster_resources(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """/cluster/resources as PVE returns it; kind is vm, storage, node or sdn."""
+        return self._call("get", "cluster/resources", type=kind)
+
+    def vmid_free(self, vmid: int) -> bool:
+        """True if no VM or container in the cluster uses this VMID."""
+        try:
+            self._call("get", "cluster/nextid", vmid=vmid)
+        except ProxmoxPermanent as exc:
+            # PVE answers a taken id with a 400 on the vmid parameter ("VM 100 already exists").
+            if exc.status == 400 and "already exists" in exc.errors.get("vmid", ""):
+                return False
+            raise
+        return True
+
+    def find_vm(self, vmid: int) -> dict[str, Any] | None:
+        """Where the guest with this VMID is (node, name, status, tags, template, lock), or None."""
+        for item in self.cluster_resources("vm"):
+            if int(item.get("vmid", -1)) == vmid:
+                return {
+                    "vmid": vmid,
+                    **_pick(item, type="qemu", node=None, name="", status="unknown", lock=None),
+                    "tags": _split_tags(item.get("tags")),
+                    "template": bool(item.get("template")),
+                }
+        return None
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    def task_status(self, node: str, upid: str) -> TaskStatus:
+        """The state of a task, by its UPID exactly as PVE returned it."""
+        data = self._call("get", f"nodes/{node}/tasks/{upid}/status")
+        stopped = data.get("status") == "stopped"
+        exitstatus = data.get("exitstatus")
+        return TaskStatus(upid, not stopped, stopped and exitstatus == "OK", exitstatus)
+
+    def task_log(self, node: str, upid: str, *, limit: int = 50) -> list[str]:
+        """The first `limit` lines of a task's log."""
+        lines = self._call("get", f"nodes/{node}/tasks/{upid}/log", limit=limit)
+        return [line.get("t", "") for line in sorted(lines, key=lambda line: line.get("n", 0))]
+
+    def wait_task(self, node: str, upid: str, *, timeout: float, poll: float = 1.0) -> TaskStatus:
+        """Poll until the task stops or `timeout` seconds pass; the last status (maybe running)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.task_status(node, upid)
+            remaining = deadline - time.monotonic()
+            if not status.running or remaining <= 0:
+                return status
+            time.sleep(min(poll, remaining))
+
+    # --- VMs -------------------------------------------------------------------------------------
+
+    def clone(
+        self,
+        node: str,
+        template_vmid: int,
+        *,
+        vmid: int,
+        name: str,
+        full: bool,
+        storage: str | None = None,
+        target: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Start cloning a template into a new VM; returns the task's UPID."""
+        return self._call(
+            "post",
+            f"nodes/{node}/qemu/{template_vmid}/clone",
+            newid=vmid,
+            name=name,
+            full=int(full),
+            storage=storage,
+            target=target,
+            description=description,
+        )
+
+    def vm_config(self, node: str, vmid: int, *, current: bool = False) -> dict[str, Any]:
+        """The VM's config with pending changes applied (current=True: the running values)."""
+        return self._call("get", f"nodes/{node}/qemu/{vmid}/config", current=int(current) or None)
+
+    def vm_pending(self, node: str, vmid: int) -> list[dict[str, Any]]:
+        """Each config key with its value, pending value or pending delete."""
+        return self._call("get", f"nodes/{node}/qemu/{vmid}/pending")
+
+    def set_config(self, node: str, vmid: int, **options: Any) -> str | None:
+        """Change the VM's config in a task; returns its UPID (None if PVE answered without one).
+
+        Booleans go out as 1/0, `sshkeys` (text or a list of lines) URL-encoded as PVE stores it,
+        `tags` and `delete` lists joined as PVE expects.
+        """
+        data: dict[str, Any] = {}
+        for key, value in options.items():
+            if key == "sshkeys":
+                keys = "\n".join(value) if isinstance(value, list | tuple) else value
+                value = quote(keys, safe="")
+            elif key == "tags" and isinstance(value, list | tuple):
+                value = ";".join(value)
+            elif isinstance(value, bool):
+                value = int(value)
+            elif isinstance(value, list | tuple):
+                value = ",".join(str(item) for item in value)
+            data[key] = value
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/config", **data) or None
+
+    def resize_disk(self, node: str, vmid: int, disk: str, size: str) -> str | None:
+        """Grow a disk to `size` ("40G") or by it ("+10G"); PVE refuses to shrink."""
+        return self._call("put", f"nodes/{node}/qemu/{vmid}/resize", disk=disk, size=size) or None
+
+    def start(self, node: str, vmid: int) -> str:
+        """Start the VM; returns the task's UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/start")
+
+    def shutdown(self, node: str, vmid: int, *, timeout: int | None = None) -> str:
+        """Ask the guest to power off (ACPI), giving up after `timeout` seconds; returns a UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/shutdown", timeout=timeout)
+
+    def stop(self, node: str, vmid: int) -> str:
+        """Stop the VM at once (pull the plug); returns the task's UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/stop")
+
+    def reboot(self, node: str, vmid: int) -> str:
+        """Reboot the guest, applying pending changes; returns the task's UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/reboot")
+
+    def vm_status(self, node: str, vmid: int) -> dict[str, Any]:
+        """The VM's state: status, qmpstatus, uptime, cpus, maxmem, maxdisk, lock."""
+        data = self._call("get", f"nodes/{node}/qemu/{vmid}/status/current")
+        return _pick(
+            data, status="unknown", qmpstatus=None, uptime=0, cpus=0, maxmem=0, maxdisk=0, lock=None
+        )
+
+    def migrate(
+        self,
+        node: str,
+        vmid: int,
+        *,
+        target: str,
+        online: bool = True,
+        with_local_disks: bool = False,
+    ) -> str:
+        """Move the VM to another node (live when running); returns the task's UPID."""
+        return self._call(
+            "post",
+            f"nodes/{node}/qemu/{vmid}/migrate",
+            target=target,
+            online=int(online),
+            **{"with-local-disks": int(with_local_disks) or None},
+        )
+
+    def destroy(self, node: str, vmid: int, *, purge: bool = True) -> str:
+        """Delete the VM and all its disks, referenced or not; returns the task's UPID."""
+        return self._call(
+            "delete",
+            f"nodes/{node}/qemu/{vmid}",
+            purge=int(purge),
+            **{"destroy-unreferenced-disks": 1},
+        )
+
+    def rrd_data(
+        self, node: str, vmid: int, *, timeframe: str = "hour", cf: str = "AVERAGE"
+    ) -> list[dict[str, Any]]:
+        """Usage samples (cpu, mem, disk and net rates) over hour, day, week, month or year."""
+        return self._call("get", f"nodes/{node}/qemu/{vmid}/rrddata", timeframe=timeframe, cf=cf)

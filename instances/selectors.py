@@ -1,0 +1,65 @@
+"""Reads for the customer's server pages (database only: pages never wait on Proxmox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
+from instances.models import Instance
+from instances.provisioning import STEP_LABELS, STEPS
+
+
+def servers_of(user: User) -> QuerySet[Instance]:
+    return (
+        Instance.objects.filter(owner=user)
+        .exclude(status=Instance.Status.TERMINATED)
+        .select_related("location", "os_image", "ipv4")
+    )
+
+
+def server_of(user: User, instance_id: int) -> Instance:
+    """The customer's own server, or 404 (another customer's server does not exist for them)."""
+    return get_object_or_404(
+        Instance.objects.select_related("location", "os_image", "ipv4__pool", "node"),
+        pk=instance_id,
+        owner=user,
+    )
+
+
+@dataclass(frozen=True)
+class ProgressStep:
+    label: str
+    state: str  # done | current | todo | failed
+
+
+def build_progress(instance: Instance) -> list[ProgressStep]:
+    """The named build steps for the progress bar (consecutive steps of one label merged)."""
+    labels: list[str] = []
+    for step in STEPS:
+        if STEP_LABELS[step] not in labels:
+            labels.append(STEP_LABELS[step])
+    if instance.status in (Instance.Status.RUNNING, Instance.Status.STOPPED):
+        return [ProgressStep(label, "done") for label in labels]
+    current = STEP_LABELS.get(instance.build_step or "reserve", labels[0])
+    if instance.status == Instance.Status.PENDING:
+        current = None
+    index = labels.index(current) if current in labels else -1
+    failed = instance.status == Instance.Status.FAILED
+    result = []
+    for i, label in enumerate(labels):
+        if i < index:
+            state = "done"
+        elif i == index:
+            state = "failed" if failed else "current"
+        else:
+            state = "todo"
+        result.append(ProgressStep(label, state))
+    return result
+
+
+def percent_done(progress: list[ProgressStep]) -> int:
+    done = sum(1 for step in progress if step.state == "done")
+    return round(100 * done / len(progress)) if progress else 0

@@ -1,0 +1,66 @@
+"""The customer's server pages: their own servers only, live build progress that stops polling."""
+
+from __future__ import annotations
+
+import pytest
+
+from instances.models import Instance
+from instances.services import event_record
+from tests.factories import make_instance, make_location_with_capacity
+
+
+@pytest.fixture
+def location(db):
+    return make_location_with_capacity()
+
+
+def test_the_list_shows_only_the_customers_own_servers(client, alice, bob, location):
+    make_instance(alice, location, hostname="alice-web")
+    make_instance(bob, location, hostname="bob-db")
+    client.force_login(alice)
+    html = client.get("/servers/").content.decode()
+    assert "alice-web" in html
+    assert "bob-db" not in html
+
+
+def test_another_customers_server_is_404(client, alice, mallory, location):
+    server = make_instance(alice, location)
+    client.force_login(mallory)
+    assert client.get(f"/servers/{server.pk}/").status_code == 404
+    assert client.get(f"/servers/{server.pk}/", headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_a_building_server_page_polls_its_live_partial(client, alice, location):
+    server = make_instance(alice, location, status=Instance.Status.PROVISIONING)
+    Instance.objects.filter(pk=server.pk).update(build_step="wait_clone")
+    event_record(server, message="Copying the OS image…")
+    client.force_login(alice)
+    page = client.get(f"/servers/{server.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in page
+    assert 'aria-current="step"' in page and "Copying the OS image" in page
+
+    partial = client.get(f"/servers/{server.pk}/", headers={"HX-Request": "true"})
+    assert partial.status_code == 200
+    html = partial.content.decode()
+    assert html.lstrip().startswith('<div id="live"')
+    assert "<html" not in html
+
+
+def test_polling_stops_with_286_once_the_server_runs(client, alice, location):
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    client.force_login(alice)
+    partial = client.get(f"/servers/{server.pk}/", headers={"HX-Request": "true"})
+    assert partial.status_code == 286
+    assert "hx-trigger" not in partial.content.decode()
+
+
+def test_a_failed_build_says_so_plainly(client, alice, location):
+    server = make_instance(alice, location, status=Instance.Status.FAILED)
+    Instance.objects.filter(pk=server.pk).update(
+        build_step="clone", last_error="can't lock file - got timeout"
+    )
+    client.force_login(alice)
+    html = client.get(f"/servers/{server.pk}/").content.decode()
+    assert "The build of this server failed" in html
+    assert "support team has been told" in html
+    assert "can&#x27;t lock file" not in html, "PVE's internals are for staff, not customers"
