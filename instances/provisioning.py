@@ -41,7 +41,6 @@ STEP_LABELS = {
     "ready": "Ready",
 }
 MARKER = "portal-instance={id}"
-LEASE = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -72,13 +71,17 @@ def advance(instance_id: int, *, client_factory=PveClient.for_cluster) -> float 
         )
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.PROVISIONING_LEASE)
+
+
 def _claim(instance_id: int) -> str | None:
     token = uuid.uuid4().hex
     now = timezone.now()
     claimed = (
         Instance.objects.filter(pk=instance_id, status__in=[Status.QUEUED, Status.PROVISIONING])
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_token=token, lease_until=now + LEASE)
+        .update(lease_token=token, lease_until=now + _lease())
     )
     return token if claimed else None
 
@@ -116,7 +119,7 @@ def _run_steps(instance_id: int, client_factory) -> float | None:
         if step == STEPS[-1]:
             return None
         _next_step(instance, step)
-        Instance.objects.filter(pk=instance_id).update(lease_until=timezone.now() + LEASE)
+        Instance.objects.filter(pk=instance_id).update(lease_until=timezone.now() + _lease())
 
 
 def _advance_dedicated(instance: Instance) -> float | None:

@@ -242,6 +242,8 @@ PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6)
 PROVISIONING_CAPACITY_RETRY = float(env("PROVISIONING_CAPACITY_RETRY", "60"))
 PROVISIONING_TASK_TIMEOUT = float(env("PROVISIONING_TASK_TIMEOUT", "120"))
 # A build untouched this long with no worker on it is resumed by the reaper...
+# How long a worker's claim on a build lasts without progress; longer than any inline wait.
+PROVISIONING_LEASE = env_int("PROVISIONING_LEASE", int(PROVISIONING_TASK_TIMEOUT) + 60)
 PROVISIONING_STUCK_AFTER = env_int("PROVISIONING_STUCK_AFTER", 600)
 # ...and one whose current step started this long ago is failed for staff.
 PROVISIONING_DEADLINE = env_int("PROVISIONING_DEADLINE", 3600)

@@ -1,0 +1,71 @@
+"""Support staff in the admin: build a server for a customer, retry a failed build."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.services import sshkey_add
+from instances.models import Instance
+from tests.accounts.test_ssh_keys import ED25519_KEY
+from tests.factories import make_instance, make_location_with_capacity, make_os_image
+
+
+@pytest.fixture
+def location(db):
+    return make_location_with_capacity()
+
+
+def test_staff_build_a_server_for_a_customer(client, staff, alice, location):
+    sshkey_add(owner=alice, name="laptop", public_key=ED25519_KEY)
+    client.force_login(staff)
+    response = client.post(
+        "/admin/instances/instance/build/",
+        {
+            "owner": alice.pk,
+            "hostname": "db1",
+            "location": location.pk,
+            "os_image": make_os_image().pk,
+            "family": "nvme_vps",
+            "vcpus": 2,
+            "memory_mib": 4096,
+            "disk_gib": 80,
+            "storage_class": "nvme",
+            "use_customer_keys": "on",
+        },
+    )
+    server = Instance.objects.get(hostname="db1")
+    assert response.status_code == 302
+    assert server.owner == alice and server.status == Instance.Status.QUEUED
+    assert server.ssh_keys == ED25519_KEY
+    assert server.events.filter(actor="staff", actor_user=staff).exists()
+
+
+def test_a_bad_hostname_is_refused_in_the_admin(client, staff, alice, location):
+    client.force_login(staff)
+    response = client.post(
+        "/admin/instances/instance/build/",
+        {"owner": alice.pk, "hostname": "-bad_name-", "location": location.pk},
+    )
+    assert response.status_code == 200
+    assert "RFC 1123" in response.content.decode()
+    assert not Instance.objects.exists()
+
+
+def test_staff_retry_a_failed_build(client, staff, alice, location):
+    failed = make_instance(alice, location, status=Instance.Status.FAILED)
+    running = make_instance(alice, location, hostname="ok", status=Instance.Status.RUNNING)
+    client.force_login(staff)
+    client.post(
+        "/admin/instances/instance/",
+        {"action": "retry_build", "_selected_action": [failed.pk, running.pk]},
+    )
+    failed.refresh_from_db()
+    running.refresh_from_db()
+    assert failed.status == Instance.Status.QUEUED
+    assert running.status == Instance.Status.RUNNING
+    assert failed.events.filter(message="Build retried by support.", actor="staff").exists()
+
+
+def test_customers_cannot_reach_the_build_page(client, alice):
+    client.force_login(alice)
+    assert client.get("/admin/instances/instance/build/").status_code in {302, 403}
