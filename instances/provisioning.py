@@ -146,7 +146,7 @@ def _next_step(instance: Instance, step: str) -> None:
         waiting_reason="",
         updated_at=timezone.now(),
     )
-    if STEP_LABELS[following] != STEP_LABELS[step]:
+    if following != "ready" and STEP_LABELS[following] != STEP_LABELS[step]:
         event_record(instance, step=following, message=f"{STEP_LABELS[following]}…")
 
 
@@ -267,6 +267,13 @@ def step_wait_clone(instance: Instance, client_factory):
 
 def step_configure(instance: Instance, client_factory):
     client = client_factory(instance.cluster)
+    started = _started_task(client, instance)
+    if started is not None:
+        if isinstance(started, Wait):
+            return started
+        # PVE keeps only a hash of the password now; ours is no longer needed.
+        Instance.objects.filter(pk=instance.pk).update(root_password_encrypted="")
+        return None
     address = instance.ipv4
     options = {
         "name": instance.hostname,
@@ -287,19 +294,51 @@ def step_configure(instance: Instance, client_factory):
     if instance.root_password_encrypted:
         options["cipassword"] = secrets.decrypt(instance.root_password_encrypted)
     upid = client.set_config(instance.node.name, instance.vmid, **options)
-    if upid:
-        _wait_inline(client, instance, upid)
-    # PVE keeps only a hash of the password now; ours is no longer needed.
+    if upid and (waiting := _start_waiting(client, instance, upid, "Configuring")):
+        return waiting
     Instance.objects.filter(pk=instance.pk).update(root_password_encrypted="")
     return None
 
 
-def _wait_inline(client, instance: Instance, upid: str) -> None:
-    status = client.wait_task(instance.node.name, upid, timeout=settings.PROVISIONING_TASK_TIMEOUT)
+class _Finished:
+    """The step's PVE task ended well."""
+
+
+FINISHED = _Finished()
+
+
+def _start_waiting(client, instance: Instance, upid: str, reason: str) -> Wait | None:
+    """Remember the task this step started; a short task is awaited briefly, else come back.
+
+    Config and resize tasks usually end within a second: waiting that long here saves a trip
+    through the queue, and never holds a worker longer.
+    """
+    Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
+    instance.task_upid = upid
+    status = client.wait_task(instance.node.name, upid, timeout=1.0, poll=0.2)
     if status.running:
-        raise ProxmoxTransient(f"task {upid} still running after its timeout", status=None)
+        return Wait(settings.PROVISIONING_POLL, reason)
+    Instance.objects.filter(pk=instance.pk).update(task_upid="")
     if not status.ok:
         raise status.error()
+    return None
+
+
+def _started_task(client, instance: Instance) -> Wait | _Finished | None:
+    """For a step that started a PVE task: wait while it runs, raise if it failed.
+
+    None means the step has not started its task yet (or its id was lost: it starts anew,
+    which is harmless for config and resize).
+    """
+    if not instance.task_upid:
+        return None
+    status = client.task_status(instance.node.name, instance.task_upid)
+    if status.running:
+        return Wait(settings.PROVISIONING_POLL, STEP_LABELS[instance.build_step])
+    Instance.objects.filter(pk=instance.pk).update(task_upid="")
+    if not status.ok:
+        raise status.error()
+    return FINISHED
 
 
 _SIZE = re.compile(r"size=(\d+(?:\.\d+)?)([KMGT]?)")
@@ -313,13 +352,14 @@ def disk_size_gib(drive: str) -> float:
 
 def step_resize(instance: Instance, client_factory):
     client = client_factory(instance.cluster)
+    started = _started_task(client, instance)
+    if started is not None:
+        return started if isinstance(started, Wait) else None
     config = client.vm_config(instance.node.name, instance.vmid)
     if disk_size_gib(config.get("scsi0", "")) >= instance.disk_gib:
         return None  # already grown (or the template is big enough): disks never shrink
     upid = client.resize_disk(instance.node.name, instance.vmid, "scsi0", f"{instance.disk_gib}G")
-    if upid:
-        _wait_inline(client, instance, upid)
-    return None
+    return _start_waiting(client, instance, upid, "Growing the disk") if upid else None
 
 
 def step_start(instance: Instance, client_factory):

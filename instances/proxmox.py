@@ -250,6 +250,10 @@ class PveClient:
     def __repr__(self) -> str:  # never the secret
         return f"PveClient({self.api_url!r}, token_id={self.token_id!r})"
 
+    def close(self) -> None:
+        """Close the kept-alive connections (a dropped client also closes them, later)."""
+        self._api._store["session"].close()
+
     def _call(self, method: str, path: str, **params: Any) -> Any:
         params = {key: value for key, value in params.items() if value is not None}
         try:

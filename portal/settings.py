@@ -240,10 +240,10 @@ PROVISIONING_POLL = float(env("PROVISIONING_POLL", "2"))
 PROVISIONING_RETRY_BASE = float(env("PROVISIONING_RETRY_BASE", "5"))
 PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6)
 PROVISIONING_CAPACITY_RETRY = float(env("PROVISIONING_CAPACITY_RETRY", "60"))
-PROVISIONING_TASK_TIMEOUT = float(env("PROVISIONING_TASK_TIMEOUT", "120"))
 # A build untouched this long with no worker on it is resumed by the reaper...
-# How long a worker's claim on a build lasts without progress; longer than any inline wait.
-PROVISIONING_LEASE = env_int("PROVISIONING_LEASE", int(PROVISIONING_TASK_TIMEOUT) + 60)
+# How long a worker's claim on a build lasts without progress: longer than a few PVE API calls
+# (30 s timeout each); steps never block on a PVE task.
+PROVISIONING_LEASE = env_int("PROVISIONING_LEASE", 120)
 PROVISIONING_STUCK_AFTER = env_int("PROVISIONING_STUCK_AFTER", 600)
 # ...and one whose current step started this long ago is failed for staff.
 PROVISIONING_DEADLINE = env_int("PROVISIONING_DEADLINE", 3600)
@@ -309,5 +309,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # proxmoxer logs request bodies (a cloud-init password among them) at INFO.
+        "proxmoxer": {"level": "WARNING"},
+    },
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,17 +32,19 @@ TEMPLATE_VMID = 9000
 
 
 @pytest.fixture
-def pve_client(fakepve, fakepve_cafile, settings, tmp_path) -> PveClient:
+def pve_client(fakepve, fakepve_cafile, settings, tmp_path) -> Iterator[PveClient]:
     """A client for the fake PVE over verified TLS (its certificate as the CA) with an API token."""
     settings.VAR_DIR = tmp_path / "var"
     fakepve.apitokens[PVE_TOKEN_ID] = PVE_TOKEN_SECRET
-    return PveClient(
+    client = PveClient(
         api_url=fakepve.url,
         token_id=PVE_TOKEN_ID,
         token_secret=PVE_TOKEN_SECRET,
         ca_bundle=Path(fakepve_cafile).read_text(),
         tls_fingerprint="",
     )
+    yield client
+    client.close()
 
 
 @pytest.fixture

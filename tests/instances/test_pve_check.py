@@ -79,6 +79,13 @@ def test_it_stops_when_the_api_refuses_the_token(pve_cluster):
         pve_check()
 
 
+def test_it_stops_on_a_cluster_row_it_cannot_use(pve_cluster):
+    pve_cluster.ca_bundle, pve_cluster.tls_fingerprint = "", "AB:CD"
+    pve_cluster.save()
+    with pytest.raises(CommandError, match="Cluster fake is misconfigured: tls_fingerprint must"):
+        pve_check()
+
+
 def test_it_names_the_known_clusters_for_an_unknown_one(pve_cluster):
     with pytest.raises(CommandError, match=r"No cluster named 'nope' \(known: fake\)"):
         pve_check("nope")

@@ -40,19 +40,25 @@ class Command(BaseCommand):
             raise CommandError(f"Cluster {row.name} is misconfigured: {exc}") from exc
         self.stdout.write(f"Cluster {row.name}: {row.api_url} as {row.token_id}")
         try:
-            version = client.version()
-        except ProxmoxError as exc:
-            raise CommandError(f"Cannot use the API of {row.name}: {exc}") from exc
-        self._ok(f"Proxmox VE {version.get('version')} (release {version.get('release')})")
-
-        online = self._check_nodes(client, row)
-        self._check_storages(client, row, online)
-        self._check_templates(client, row)
+            self._check(client, row)
+        finally:
+            client.close()
 
         if self.problems:
             count = f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}"
             raise CommandError(f"{count} on cluster {row.name}: " + "; ".join(self.problems))
         self.stdout.write(self.style.SUCCESS(f"Cluster {row.name}: all checks passed."))
+
+    def _check(self, client: PveClient, row: Cluster) -> None:
+        """Every check, in the report's order; the API must answer before anything else runs."""
+        try:
+            version = client.version()
+        except ProxmoxError as exc:
+            raise CommandError(f"Cannot use the API of {row.name}: {exc}") from exc
+        self._ok(f"Proxmox VE {version.get('version')} (release {version.get('release')})")
+        online = self._check_nodes(client, row)
+        self._check_storages(client, row, online)
+        self._check_templates(client, row)
 
     # --- report lines ----------------------------------------------------------------------------
 

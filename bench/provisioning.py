@@ -1,0 +1,254 @@
+"""Provisioning benchmark: N paid orders through real Celery workers against the demo cluster.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/provisioning.py
+
+Uses a throwaway database `portal_bench` on the DATABASE_URL server (SQLite under var/bench
+without it), fakepve at the demo's realistic task durations, and 1, 2 and 4 worker processes.
+Reports per-step times, the portal's own overhead per server (wall time from "build queued"
+to "ready" minus the PVE time it had to wait for: clone, resize and boot), and throughput.
+Prints a table and writes bench/results/provisioning.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+VAR = ROOT / "var" / "bench"
+PORT = 8106
+POLL = "0.25"
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/portal_bench"))
+
+
+def reset_database(url: str) -> None:
+    if not url:
+        (VAR / "portal.sqlite3").unlink(missing_ok=True)
+        return
+    import psycopg
+
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS portal_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE portal_bench")
+
+
+def env_for(url: str) -> dict[str, str]:
+    env = os.environ | {"VAR_DIR": str(VAR), "PROVISIONING_POLL": POLL, "LOG_LEVEL": "WARNING"}
+    if url:
+        env["DATABASE_URL"] = url
+    else:
+        env.pop("DATABASE_URL", None)
+    return env
+
+
+def manage(env, *args) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def start(env, *command) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_round(orders: int, workers: int, time_scale: float) -> dict:
+    url = bench_database_url()
+    reset_database(url)
+    env = env_for(url)
+    VAR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # a fresh broker folder: nothing from an earlier round
+        ["rm", "-rf", str(VAR / "broker")], check=True
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "createcachetable")
+    pve_args = ["--var-dir", str(VAR), "--port", str(PORT)]
+    subprocess.run(
+        [sys.executable, "-m", "sandbox.pve", "prepare", *pve_args], cwd=ROOT, env=env, check=True
+    )
+    manage(env, "seed_demo", "--pve-cluster", str(VAR / "fakepve" / "cluster.json"))
+    processes = [
+        start(env, "-m", "sandbox.pve", "serve", *pve_args, "--time-scale", str(time_scale))
+    ]
+    processes += [
+        start(env, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
+              f"--hostname=bench{i}@%h", "--without-gossip", "--without-mingle")
+        for i in range(workers)
+    ]  # fmt: skip
+    try:
+        os.environ.update(env)
+        import django
+
+        if not hasattr(run_round, "django_ready"):
+            django.setup()
+            run_round.django_ready = True
+        from django.db import connection
+
+        connection.close()
+        connection.settings_dict.update(_db_settings(url))
+        return _measure(orders, workers, time_scale)
+    finally:
+        stop(processes)
+
+
+def _db_settings(url: str) -> dict:
+    from portal.settings import database_from_url
+
+    if url:
+        return database_from_url(url)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR / "portal.sqlite3")}
+
+
+def _measure(orders: int, workers: int, time_scale: float) -> dict:
+    """Order `orders` servers, wait until each has settled, and report."""
+    from accounts.models import SSHKey, User
+    from instances.models import Instance, Location, OSImage
+    from instances.services import InstanceSpec, instance_create
+    from sandbox import pve as demo
+
+    _wait_for_workers(workers)
+    customer = User.objects.get(email="demo@portal.example.com")
+    key = SSHKey.objects.filter(owner=customer).first()
+    spec = InstanceSpec("nvme_vps", "NVMe S", 1, False, 1024, 20, "nvme")
+    location = Location.objects.get(code=demo.LOCATION["code"])
+    image = OSImage.objects.get(slug="debian-12")
+    ids = [
+        instance_create(
+            owner=customer, hostname=f"bench{i}", location=location, os_image=image, spec=spec,
+            ssh_key_ids=[key.pk] if key else [], generate_password=key is None,
+        )[0].pk
+        for i in range(orders)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60 + orders * 20 * max(time_scale, 0.05)
+    while time.monotonic() < deadline:
+        pending = Instance.objects.filter(pk__in=ids, status__in=["queued", "provisioning"])
+        if not pending.exists():
+            break
+        time.sleep(0.5)  # polling the database for the end of the round, bounded above
+    pve_wait = (demo.TASK_SECS["qmclone"] + demo.TASK_SECS["resize"] + demo.START_SECS) * time_scale
+    return _report(ids, workers, pve_wait)
+
+
+def _wait_for_workers(count: int) -> None:
+    """Orders go in once every worker answers, so worker start-up is not counted."""
+    from portal.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=1.0) or []) >= count:
+            return
+    print(f"warning: not all {count} workers answered a ping; measuring anyway")
+
+
+def _report(ids: list[int], workers: int, pve_wait: float) -> dict:
+    from instances.models import Instance
+
+    steps: dict[str, list[float]] = {}
+    walls, overheads, starts, ends = [], [], [], []
+    instances = Instance.objects.filter(pk__in=ids).prefetch_related("events")
+    for instance in instances:
+        events = sorted(instance.events.all(), key=lambda e: (e.created_at, e.id))
+        queued = next(e for e in events if e.new_status == "queued").created_at
+        starts.append(queued)
+        if instance.status != "running":
+            continue
+        ends.append(instance.ready_at)
+        wall = (instance.ready_at - queued).total_seconds()
+        walls.append(wall)
+        overheads.append(wall - pve_wait)
+        marks = [e for e in events if e.created_at >= queued]
+        for before, after in zip(marks, marks[1:], strict=False):
+            label = before.message[:40]
+            steps.setdefault(label, []).append(
+                (after.created_at - before.created_at).total_seconds()
+            )
+    span = (max(ends) - min(starts)).total_seconds() if ends else float("nan")
+    return {
+        "workers": workers,
+        "orders": len(ids),
+        "running": len(walls),
+        "failed": instances.filter(status="failed").count(),
+        "pve_wait_s": round(pve_wait, 3),
+        "wall_p50_s": _q(walls, 50),
+        "wall_p95_s": _q(walls, 95),
+        "overhead_p50_s": _q(overheads, 50),
+        "overhead_p95_s": _q(overheads, 95),
+        "throughput_per_min": round(60 * len(walls) / span, 2) if walls else 0,
+        "steps_mean_s": {k: round(statistics.mean(v), 3) for k, v in steps.items()},
+    }
+
+
+def _q(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))], 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=50)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="1.0 = realistic durations")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    rounds = [run_round(args.orders, int(n), args.time_scale) for n in args.workers.split(",")]
+    header = f"{'workers':>7} {'ok':>4} {'fail':>4} {'wall p50':>9} {'wall p95':>9} "
+    header += f"{'overhead p50':>13} {'overhead p95':>13} {'per min':>8}"
+    print(header)
+    for r in rounds:
+        print(
+            f"{r['workers']:>7} {r['running']:>4} {r['failed']:>4} {r['wall_p50_s']:>9} "
+            f"{r['wall_p95_s']:>9} {r['overhead_p50_s']:>13} {r['overhead_p95_s']:>13} "
+            f"{r['throughput_per_min']:>8}"
+        )
+    print("mean time per step (s), last round:")
+    for label, seconds in rounds[-1]["steps_mean_s"].items():
+        print(f"  {seconds:>7}  {label}")
+    result = {
+        "orders": args.orders,
+        "time_scale": args.time_scale,
+        "poll_s": float(POLL),
+        "database": "postgresql" if bench_database_url() else "sqlite",
+        "broker": "redis" if os.environ.get("REDIS_URL") else "filesystem",
+        "rounds": rounds,
+    }
+    out = ROOT / "bench" / "results" / "provisioning.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
