@@ -123,7 +123,10 @@ class InstanceEventInline(admin.TabularInline):
     model = InstanceEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "old_status", "new_status", "step", "message", "actor", "actor_user"]
+    fields = [
+        *("created_at", "old_status", "new_status", "step", "message", "detail", "actor"),
+        "actor_user",
+    ]
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 
@@ -288,7 +291,7 @@ class InstanceAdmin(admin.ModelAdmin):
 
 @admin.register(InstanceEvent)
 class InstanceEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "instance", "old_status", "new_status", "step", "message"]
+    list_display = ["created_at", "instance", "new_status", "step", "message", "detail"]
     list_filter = ["actor", "new_status"]
     search_fields = ["instance__hostname", "message"]
     list_select_related = ["instance"]

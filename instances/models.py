@@ -346,7 +346,8 @@ class InstanceEvent(models.Model):
     old_status = models.CharField(max_length=16, blank=True)
     new_status = models.CharField(max_length=16, blank=True)
     step = models.CharField(max_length=32, blank=True)
-    message = models.TextField(blank=True)
+    message = models.TextField(blank=True, help_text="What the customer reads in the timeline.")
+    detail = models.TextField(blank=True, help_text="For staff only, e.g. Proxmox's own message.")
     actor = models.CharField(max_length=8, choices=Actor.choices, default=Actor.SYSTEM)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True

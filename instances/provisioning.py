@@ -161,7 +161,10 @@ def _transient(instance: Instance, step: str, exc: ProxmoxError) -> float | None
     delay = min(300.0, settings.PROVISIONING_RETRY_BASE * 2 ** (attempts - 1))
     delay *= random.uniform(0.8, 1.2)  # jitter: retries of many servers do not arrive together
     event_record(
-        instance, step=step, message=f"Proxmox is busy ({exc}); retrying in {delay:.0f} s."
+        instance,
+        step=step,
+        message=f"{STEP_LABELS[step]} is taking longer; trying again in {delay:.0f} s.",
+        detail=f"Transient Proxmox error (attempt {attempts}): {exc}",
     )
     return delay
 
@@ -171,7 +174,8 @@ def _fail(instance: Instance, step: str, message: str) -> None:
     instance_transition(
         instance_id=instance.pk,
         to=Status.FAILED,
-        reason=f"Build failed while {STEP_LABELS[step].lower()}: {message}",
+        reason=f"The build stopped while {STEP_LABELS[step].lower()}. Support has been told.",
+        detail=message,
         last_error=message,
     )
 
@@ -186,7 +190,12 @@ def step_reserve(instance: Instance, client_factory):
             placement.reserve(instance.pk, is_vmid_free=client.vmid_free)
         except placement.NoCapacity as exc:
             if str(exc) != instance.waiting_reason:  # one timeline entry per reason, not per try
-                event_record(instance, step="reserve", message=f"Waiting for capacity: {exc}")
+                event_record(
+                    instance,
+                    step="reserve",
+                    message="Waiting for capacity in this location; the build starts by itself.",
+                    detail=str(exc),
+                )
             return Wait(settings.PROVISIONING_CAPACITY_RETRY, str(exc))
     if instance.status == Status.QUEUED:
         instance_transition(

@@ -56,6 +56,7 @@ def event_record(
     instance: Instance,
     *,
     message: str,
+    detail: str = "",
     step: str = "",
     old_status: str = "",
     new_status: str = "",
@@ -65,6 +66,7 @@ def event_record(
     return InstanceEvent.objects.create(
         instance=instance,
         message=message,
+        detail=detail,
         step=step,
         old_status=old_status,
         new_status=new_status,
@@ -78,6 +80,7 @@ def instance_transition(
     instance_id: int,
     to: str,
     reason: str,
+    detail: str = "",
     expect: set[str] | None = None,
     actor: str = Actor.SYSTEM,
     actor_user: User | None = None,
@@ -101,6 +104,7 @@ def instance_transition(
         event_record(
             instance,
             message=reason,
+            detail=detail,
             step=instance.build_step,
             old_status=old,
             new_status=to,

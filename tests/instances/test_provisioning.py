@@ -7,6 +7,7 @@ import threading
 import pytest
 from django.core import mail
 from django.db import close_old_connections, connection
+from fakepve import TaskError
 
 from accounts.services import sshkey_add
 from instances import provisioning
@@ -124,8 +125,10 @@ def test_a_storage_lock_timeout_during_clone_is_retried(world, demo_location, al
     instance = build(instance.pk)
     assert instance.status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
-    retries = instance.events.filter(message__startswith="Proxmox is busy")
+    retries = instance.events.filter(message__contains="is taking longer; trying again")
     assert retries.count() == 2
+    assert "can't lock file" in retries.first().detail, "staff see PVE's message"
+    assert "can't lock file" not in retries.first().message, "customers do not"
 
 
 def test_lost_quorum_fails_after_the_retry_budget_with_pves_message(
@@ -175,16 +178,38 @@ def test_a_node_going_offline_mid_build_is_waited_out(world, demo_location, alic
     assert len(portal_vms(world)) == 1
 
 
+def fail_clone_tasks(pve, message: str) -> None:
+    """Clone tasks start (the API answers with a UPID), then their storage work fails: the fake,
+    as PVE, removes the half-made VM and ends the task with `TASK ERROR: clone failed: ...`."""
+
+    async def storage_fails(vm, keys=None):
+        raise TaskError(message)
+
+    pve.ceph_io = storage_fails
+
+
 def test_a_clone_task_that_ends_in_task_error_fails_the_build(world, demo_location, alice):
     instance = reserve(order(alice, demo_location))
-    world.fail("POST", clone_path(instance), 500, "clone failed: disk image is corrupt")
+    fail_clone_tasks(world, "storage 'nvme' is full")
     instance = build(instance.pk)
     assert instance.status == Instance.Status.FAILED
-    assert "disk image is corrupt" in instance.last_error
+    assert instance.last_error == "clone failed: storage 'nvme' is full"
     assert portal_vms(world) == []
     assert_no_leaked_ip()
     event = instance.events.get(new_status=Instance.Status.FAILED)
-    assert "failed while copying the os image" in event.message.lower()
+    assert event.message == ("The build stopped while copying the os image. Support has been told.")
+    assert event.detail == instance.last_error
+    [clone] = [t for t in world.tasklog if t["type"] == "qmclone"]
+    assert clone["log"][-1] == "TASK ERROR: clone failed: storage 'nvme' is full"
+
+
+def test_a_clone_refused_by_the_api_fails_the_build(world, demo_location, alice):
+    instance = reserve(order(alice, demo_location))
+    world.fail("POST", clone_path(instance), error="storage_disabled")
+    instance = build(instance.pk)
+    assert instance.status == Instance.Status.FAILED
+    assert "is disabled" in instance.last_error
+    assert portal_vms(world) == []
 
 
 def test_a_vm_locked_by_a_snapshot_is_retried_then_fails(world, demo_location, alice, settings):
@@ -283,3 +308,19 @@ def test_two_workers_driving_one_build_at_once_make_one_vm(world, demo_location,
     assert Instance.objects.get(pk=instance.pk).status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
     assert instance.events.filter(message="Your server is ready.").count() == 1
+
+
+def test_without_capacity_the_server_waits_in_queued_with_a_reason(
+    world, demo_location, alice, settings
+):
+    huge = InstanceSpec(**(NVME_SMALL.__dict__ | {"vcpus": 200}))  # 50 cores at 4:1; nodes have 32
+    instance = order(alice, demo_location, spec=huge)
+    assert provisioning.advance(instance.pk) == settings.PROVISIONING_CAPACITY_RETRY
+    assert provisioning.advance(instance.pk) == settings.PROVISIONING_CAPACITY_RETRY
+    instance.refresh_from_db()
+    assert instance.status == Instance.Status.QUEUED
+    assert "No node in eu-central-1 has room for 200 vCPU" in instance.waiting_reason
+    waiting = instance.events.filter(message__startswith="Waiting for capacity")
+    assert waiting.count() == 1
+    assert "200 vCPU" in waiting.get().detail
+    assert portal_vms(world) == []
