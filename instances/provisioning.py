@@ -180,6 +180,14 @@ def _fail(instance: Instance, step: str, message: str) -> None:
     )
 
 
+def _poll_delay(instance: Instance) -> float:
+    """Look again soon at first, then less often: a quick task is seen quickly, and a long
+    clone or boot of many servers does not flood the queue with looks (each costs a worker
+    a few API calls). The delay grows with the time already waited, up to 5 s."""
+    waited = (timezone.now() - (instance.step_started_at or timezone.now())).total_seconds()
+    return min(max(settings.PROVISIONING_POLL, 0.15 * waited), max(settings.PROVISIONING_POLL, 5.0))
+
+
 # --- The steps -----------------------------------------------------------------------------------
 
 
@@ -259,7 +267,7 @@ def step_wait_clone(instance: Instance, client_factory):
     if instance.task_upid:
         status = client.task_status(instance.node.name, instance.task_upid)
         if status.running:
-            return Wait(settings.PROVISIONING_POLL, "Copying the OS image")
+            return Wait(_poll_delay(instance), "Copying the OS image")
         if not status.ok:
             # The failed clone left nothing behind (PVE removes it); clone again next time.
             Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="clone")
@@ -269,7 +277,7 @@ def step_wait_clone(instance: Instance, client_factory):
         Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="clone")
         raise ProxmoxTransient("the cloned VM is not there yet", status=None)
     if found.get("lock") == "clone":
-        return Wait(settings.PROVISIONING_POLL, "Copying the OS image")
+        return Wait(_poll_delay(instance), "Copying the OS image")
     Instance.objects.filter(pk=instance.pk).update(task_upid="")
     return None
 
@@ -326,7 +334,7 @@ def _start_waiting(client, instance: Instance, upid: str, reason: str) -> Wait |
     instance.task_upid = upid
     status = client.wait_task(instance.node.name, upid, timeout=1.0, poll=0.2)
     if status.running:
-        return Wait(settings.PROVISIONING_POLL, reason)
+        return Wait(_poll_delay(instance), reason)
     Instance.objects.filter(pk=instance.pk).update(task_upid="")
     if not status.ok:
         raise status.error()
@@ -343,7 +351,7 @@ def _started_task(client, instance: Instance) -> Wait | _Finished | None:
         return None
     status = client.task_status(instance.node.name, instance.task_upid)
     if status.running:
-        return Wait(settings.PROVISIONING_POLL, STEP_LABELS[instance.build_step])
+        return Wait(_poll_delay(instance), STEP_LABELS[instance.build_step])
     Instance.objects.filter(pk=instance.pk).update(task_upid="")
     if not status.ok:
         raise status.error()
@@ -389,7 +397,7 @@ def step_wait_running(instance: Instance, client_factory):
             raise status.error()
     current = client.vm_status(instance.node.name, instance.vmid)
     if current.get("status") != "running":
-        return Wait(settings.PROVISIONING_POLL, "Booting")
+        return Wait(_poll_delay(instance), "Booting")
     Instance.objects.filter(pk=instance.pk).update(task_upid="")
     return None
 

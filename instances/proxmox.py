@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -182,6 +183,9 @@ def _split_tags(text: str | None) -> list[str]:
     return [tag for tag in re.split(r"[;,\s]+", text or "") if tag]
 
 
+_clients = threading.local()
+
+
 class PveClient:
     """One PVE cluster's API with an API token, over TLS that is always verified:
     by the CA bundle, the pinned fingerprint (or both), else the system's CAs."""
@@ -238,14 +242,32 @@ class PveClient:
 
     @classmethod
     def for_cluster(cls, cluster: Any) -> PveClient:
-        """The client for an instances.models.Cluster row."""
-        return cls(
-            api_url=cluster.api_url,
-            token_id=cluster.token_id,
-            token_secret=cluster.token_secret,
-            ca_bundle=cluster.ca_bundle,
-            tls_fingerprint=cluster.tls_fingerprint,
+        """The client for an instances.models.Cluster row, kept per thread while the row's
+        connection settings stay the same: a build polls often, and a kept-alive TLS
+        connection saves a handshake (and a token decryption) per look."""
+        key = (
+            cluster.pk,
+            cluster.api_url,
+            cluster.token_id,
+            cluster.token_secret_encrypted,
+            cluster.ca_bundle,
+            cluster.tls_fingerprint,
         )
+        cache = _clients.__dict__.setdefault("by_cluster", {})
+        client = cache.get(cluster.pk)
+        if client is None or client._key != key:
+            if client is not None:
+                client.close()
+            client = cls(
+                api_url=cluster.api_url,
+                token_id=cluster.token_id,
+                token_secret=cluster.token_secret,
+                ca_bundle=cluster.ca_bundle,
+                tls_fingerprint=cluster.tls_fingerprint,
+            )
+            client._key = key
+            cache[cluster.pk] = client
+        return client
 
     def __repr__(self) -> str:  # never the secret
         return f"PveClient({self.api_url!r}, token_id={self.token_id!r})"
