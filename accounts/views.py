@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
@@ -34,7 +35,9 @@ def profile(request):
         form.save()
         messages.success(request, "Your profile is saved.")
         next_url = request.POST.get("next", "")
-        if next_url.startswith("/") and not next_url.startswith("//"):
+        if url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
             return redirect(next_url)
         return redirect("accounts:overview")
     return render(

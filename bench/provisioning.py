@@ -5,7 +5,9 @@
 Uses a throwaway database `portal_bench` on the DATABASE_URL server (SQLite under var/bench
 without it), fakepve at the demo's realistic task durations, and 1, 2 and 4 worker processes.
 Reports per-step times, the portal's own overhead per server (wall time from "build queued"
-to "ready" minus the PVE time it had to wait for: clone, resize and boot), and throughput.
+to "ready" minus the PVE time it had to wait for: clone, resize and boot) for servers built one
+at a time and for a burst of N at once (where waiting for a free worker counts as overhead
+too), throughput, and the CPU time workers and the fake spend per server.
 Prints a table and writes bench/results/provisioning.json.
 """
 
@@ -83,7 +85,13 @@ def stop(processes) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def run_round(orders: int, workers: int, time_scale: float) -> dict:
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_round(orders: int, workers: int, time_scale: float, *, one_at_a_time: bool = False):
     url = bench_database_url()
     reset_database(url)
     env = env_for(url)
@@ -117,7 +125,13 @@ def run_round(orders: int, workers: int, time_scale: float) -> dict:
 
         connection.close()
         connection.settings_dict.update(_db_settings(url))
-        return _measure(orders, workers, time_scale)
+        _wait_for_workers(workers)
+        cpu_before = [cpu_seconds(p) for p in processes]
+        result = _measure(orders, workers, time_scale, one_at_a_time=one_at_a_time)
+        cpu = [cpu_seconds(p) - before for p, before in zip(processes, cpu_before, strict=True)]
+        result["worker_cpu_per_server_s"] = round(sum(cpu[1:]) / orders, 3)
+        result["fakepve_cpu_per_server_s"] = round(cpu[0] / orders, 3)
+        return result
     finally:
         stop(processes)
 
@@ -130,32 +144,41 @@ def _db_settings(url: str) -> dict:
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR / "portal.sqlite3")}
 
 
-def _measure(orders: int, workers: int, time_scale: float) -> dict:
-    """Order `orders` servers, wait until each has settled, and report."""
+def _measure(orders: int, workers: int, time_scale: float, *, one_at_a_time: bool) -> dict:
+    """Order `orders` servers (at once, or each after the last is running) and report."""
     from accounts.models import SSHKey, User
     from instances.models import Instance, Location, OSImage
     from instances.services import InstanceSpec, instance_create
     from sandbox import pve as demo
 
-    _wait_for_workers(workers)
     customer = User.objects.get(email="demo@portal.example.com")
     key = SSHKey.objects.filter(owner=customer).first()
     spec = InstanceSpec("nvme_vps", "NVMe S", 1, False, 1024, 20, "nvme")
     location = Location.objects.get(code=demo.LOCATION["code"])
     image = OSImage.objects.get(slug="debian-12")
-    ids = [
-        instance_create(
+
+    def create(i: int) -> int:
+        return instance_create(
             owner=customer, hostname=f"bench{i}", location=location, os_image=image, spec=spec,
             ssh_key_ids=[key.pk] if key else [], generate_password=key is None,
-        )[0].pk
-        for i in range(orders)
-    ]  # fmt: skip
-    deadline = time.monotonic() + 60 + orders * 20 * max(time_scale, 0.05)
-    while time.monotonic() < deadline:
-        pending = Instance.objects.filter(pk__in=ids, status__in=["queued", "provisioning"])
-        if not pending.exists():
-            break
-        time.sleep(0.5)  # polling the database for the end of the round, bounded above
+        )[0].pk  # fmt: skip
+
+    def settle(ids: list[int]) -> None:
+        deadline = time.monotonic() + 60 + len(ids) * 20 * max(time_scale, 0.05)
+        while time.monotonic() < deadline:
+            pending = Instance.objects.filter(pk__in=ids, status__in=["queued", "provisioning"])
+            if not pending.exists():
+                return
+            time.sleep(0.2)  # polling the database for the end of the round, bounded above
+
+    if one_at_a_time:
+        ids = []
+        for i in range(orders):
+            ids.append(create(i))
+            settle(ids[-1:])
+    else:
+        ids = [create(i) for i in range(orders)]
+        settle(ids)
     pve_wait = (demo.TASK_SECS["qmclone"] + demo.TASK_SECS["resize"] + demo.START_SECS) * time_scale
     return _report(ids, workers, pve_wait)
 
@@ -221,17 +244,29 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=50)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--time-scale", type=float, default=1.0, help="1.0 = realistic durations")
+    parser.add_argument(
+        "--alone", type=int, default=5, help="orders built one at a time, for latency"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    alone = run_round(args.alone, 1, args.time_scale, one_at_a_time=True)
     rounds = [run_round(args.orders, int(n), args.time_scale) for n in args.workers.split(",")]
+    print(
+        f"one at a time ({alone['running']} servers): overhead p50 {alone['overhead_p50_s']} s, "
+        f"p95 {alone['overhead_p95_s']} s; worker CPU {alone['worker_cpu_per_server_s']} s and "
+        f"fakepve CPU {alone['fakepve_cpu_per_server_s']} s per server"
+    )
+    print(f"{args.orders} orders at once:")
     header = f"{'workers':>7} {'ok':>4} {'fail':>4} {'wall p50':>9} {'wall p95':>9} "
-    header += f"{'overhead p50':>13} {'overhead p95':>13} {'per min':>8}"
+    header += f"{'overhead p50':>13} {'overhead p95':>13} {'per min':>8} {'worker CPU/srv':>15}"
+    header += f" {'fakepve CPU/srv':>16}"
     print(header)
     for r in rounds:
         print(
             f"{r['workers']:>7} {r['running']:>4} {r['failed']:>4} {r['wall_p50_s']:>9} "
             f"{r['wall_p95_s']:>9} {r['overhead_p50_s']:>13} {r['overhead_p95_s']:>13} "
-            f"{r['throughput_per_min']:>8}"
+            f"{r['throughput_per_min']:>8} {r['worker_cpu_per_server_s']:>15}"
+            f" {r['fakepve_cpu_per_server_s']:>16}"
         )
     print("mean time per step (s), last round:")
     for label, seconds in rounds[-1]["steps_mean_s"].items():
@@ -242,6 +277,8 @@ def main() -> int:
         "poll_s": float(POLL),
         "database": "postgresql" if bench_database_url() else "sqlite",
         "broker": "redis" if os.environ.get("REDIS_URL") else "filesystem",
+        "cpus": os.cpu_count(),
+        "one_at_a_time": alone,
         "rounds": rounds,
     }
     out = ROOT / "bench" / "results" / "provisioning.json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -86,6 +87,7 @@ class NodeStorageInline(admin.TabularInline):
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     list_display = ["name", "cluster", "state", "cores", "memory_mib", "cpu_overcommit"]
+    list_select_related = ["cluster"]
     list_filter = ["state", "cluster"]
     inlines = [NodeStorageInline]
     actions = ["drain"]
@@ -115,6 +117,7 @@ class IPPoolAdmin(admin.ModelAdmin):
 @admin.register(IPAddress)
 class IPAddressAdmin(admin.ModelAdmin):
     list_display = ["address", "pool", "state", "released_at"]
+    list_select_related = ["pool"]
     list_filter = ["state", "pool"]
     search_fields = ["address"]
 
@@ -167,7 +170,7 @@ class InstanceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "family", "location", "node"]
     search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
-    list_select_related = ["owner", "location", "node", "ipv4"]
+    list_select_related = ["owner", "location", "node__cluster", "ipv4"]
     # State changes go through services (actions below), never through a form.
     readonly_fields = ["fulfilment"] + [f.name for f in Instance._meta.fields if f.name != "id"]
     inlines = [InstanceEventInline]
@@ -180,7 +183,7 @@ class InstanceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Retry the build of failed servers")
+    @admin.action(description="Retry the build of failed servers", permissions=["change"])
     def retry_build(self, request, queryset):
         retried = 0
         for instance in queryset.filter(status=Instance.Status.FAILED):
@@ -193,11 +196,13 @@ class InstanceAdmin(admin.ModelAdmin):
             retried += 1
         messages.info(request, f"{retried} build(s) queued again; others were not failed.")
 
-    @admin.action(description="Dedicated: installation started")
+    @admin.action(description="Dedicated: installation started", permissions=["change"])
     def dedicated_installing(self, request, queryset):
         self._dedicated(request, queryset, dedicated.mark_installing, "installing")
 
-    @admin.action(description="Dedicated: installed and handed to the customer")
+    @admin.action(
+        description="Dedicated: installed and handed to the customer", permissions=["change"]
+    )
     def dedicated_ready(self, request, queryset):
         self._dedicated(request, queryset, dedicated.mark_ready, "ready")
 
@@ -212,13 +217,16 @@ class InstanceAdmin(admin.ModelAdmin):
         messages.info(request, f"{done} dedicated server(s) marked {label}.")
 
     @admin.display(description="fulfilment (dedicated)")
-    def fulfilment(self, obj):
+    def fulfilment(self, obj, *, with_password: bool = False):
         """What the technician needs: machine, address, keys and (until ready) the password."""
         server = getattr(obj, "dedicated_server", None)
         if obj.family != Family.DEDICATED or server is None:
             return "—"
         pool = obj.ipv4.pool if obj.ipv4 else None
-        password = secrets.decrypt(obj.root_password_encrypted) or "(none requested)"
+        if with_password:
+            password = secrets.decrypt(obj.root_password_encrypted) or "(none requested)"
+        else:
+            password = "(hidden: needs the permission to change servers)"
         return format_html(
             "<p>Machine <b>{}</b> ({}), state {}.</p><p>IPv4 {}/{} gateway {}, DNS {}; IPv6 {}."
             "</p><p>Root password: <code>{}</code></p><pre>{}</pre>",
@@ -234,6 +242,17 @@ class InstanceAdmin(admin.ModelAdmin):
             obj.ssh_keys or "(no SSH keys)",
         )
 
+    @admin.display(description="fulfilment (dedicated)")
+    def fulfilment_with_password(self, obj):
+        return self.fulfilment(obj, with_password=True)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only staff who may change servers (the technicians) see the password they must set.
+        fields = list(super().get_readonly_fields(request, obj))
+        if self.has_change_permission(request, obj):
+            fields[fields.index("fulfilment")] = "fulfilment_with_password"
+        return fields
+
     def get_urls(self):
         return [
             path("build/", self.admin_site.admin_view(self.build_view), name="instances_build"),
@@ -242,6 +261,8 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def build_view(self, request):
         """Until checkout exists, staff can build a server for a customer from here."""
+        if not request.user.has_perm("instances.add_instance"):
+            raise PermissionDenied
         form = BuildServerForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -269,17 +290,22 @@ class InstanceAdmin(admin.ModelAdmin):
             except services.InstanceError as exc:
                 form.add_error(None, str(exc))
             else:
-                if password:
-                    messages.warning(
-                        request,
-                        format_html(
-                            "Root password, shown once: <code>{}</code>. Give it to the customer "
-                            "now; it is not stored.",
-                            password,
-                        ),
-                    )
                 messages.success(request, f"Build of {instance.hostname} queued.")
-                return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
+                if not password:
+                    return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
+                # Shown in this response only (never in a message cookie or the session).
+                context = {
+                    **self.admin_site.each_context(request),
+                    "title": f"Root password for {instance.hostname}",
+                    "instance": instance,
+                    "password": password,
+                    "opts": self.model._meta,
+                }
+                response = TemplateResponse(
+                    request, "admin/instances/instance/password.html", context
+                )
+                response["Cache-Control"] = "no-store"
+                return response
         context = {
             **self.admin_site.each_context(request),
             "title": "Build a server for a customer",
@@ -302,8 +328,12 @@ class InstanceEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the audit trail is append-only
+
 
 @admin.register(DedicatedServer)
 class DedicatedServerAdmin(admin.ModelAdmin):
     list_display = ["asset_tag", "model", "location", "cores", "memory_gib", "state", "instance"]
+    list_select_related = ["location", "instance"]
     list_filter = ["state", "location"]

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
-from instances.models import Instance, IPAddress, IPPool, Node, NodeStorage
+from instances.models import Cluster, Instance, IPAddress, IPPool, Node, NodeStorage
 
 # Servers in these statuses occupy capacity on their node (a failed build may still be retried).
 OCCUPYING = Instance.LIVE
@@ -106,7 +106,10 @@ def choose_node(instance: Instance, nodes: list[Node]) -> Node:
     return best[2]
 
 
-def allocate_vmid(node: Node, is_vmid_free: Callable[[int], bool]) -> int:
+VmidCheck = Callable[[Cluster, int], bool]
+
+
+def allocate_vmid(node: Node, is_vmid_free: VmidCheck) -> int:
     """The next VMID of the node's cluster that neither we nor PVE use. Caller holds the lock."""
     cluster = node.cluster
     highest = Instance.objects.filter(cluster=cluster).aggregate(m=Max("vmid"))["m"]
@@ -118,7 +121,11 @@ def allocate_vmid(node: Node, is_vmid_free: Callable[[int], bool]) -> int:
     )
     templates = set(cluster.templates.values_list("vmid", flat=True))
     while candidate <= cluster.vmid_max:
-        if candidate not in taken and candidate not in templates and is_vmid_free(candidate):
+        if (
+            candidate not in taken
+            and candidate not in templates
+            and is_vmid_free(cluster, candidate)
+        ):
             return candidate
         candidate += 1
     raise NoCapacity(f"Cluster {cluster.name} has no free VMID left in its range.")
@@ -160,8 +167,11 @@ def ipv6_for(address: IPAddress) -> str:
     return f"{ipaddress.IPv6Address(subnet + 1)}/64"
 
 
-def reserve(instance_id: int, *, is_vmid_free: Callable[[int], bool]) -> Instance:
-    """Give the server a node, VMID and IP (idempotent: a reserved server keeps what it has)."""
+def reserve(instance_id: int, *, is_vmid_free: VmidCheck) -> Instance:
+    """Give the server a node, VMID and IP (idempotent: a reserved server keeps what it has).
+
+    `is_vmid_free(cluster, vmid)` asks the chosen node's cluster whether PVE uses the VMID.
+    """
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance_id)
         if instance.node_id and instance.vmid and instance.ipv4_id:

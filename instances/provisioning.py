@@ -8,6 +8,7 @@ not done by blocking: the step answers "come back in N seconds" and the task re-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -24,7 +25,7 @@ from instances import dedicated, placement
 from instances.models import Family, Instance, OSTemplate
 from instances.notifications import send_server_ready
 from instances.proxmox import ProxmoxError, ProxmoxPermanent, ProxmoxTransient, PveClient
-from instances.services import Status, event_record, instance_transition
+from instances.services import Status, TransitionConflict, event_record, instance_transition
 from portal import secrets
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def advance(instance_id: int, *, client_factory=PveClient.for_cluster) -> float 
     if token is None:
         return None  # another worker drives this build; it will re-queue as needed
     try:
-        return _run_steps(instance_id, client_factory)
+        return _run_steps(instance_id, token, client_factory)
     finally:
         Instance.objects.filter(pk=instance_id, lease_token=token).update(
             lease_token="", lease_until=None
@@ -86,8 +87,17 @@ def _claim(instance_id: int) -> str | None:
     return token if claimed else None
 
 
-def _run_steps(instance_id: int, client_factory) -> float | None:
-    while True:
+def _still_ours(instance_id: int, token: str) -> bool:
+    """Renew the lease before each step; a worker whose lease expired (and was taken) stops."""
+    return bool(
+        Instance.objects.filter(pk=instance_id, lease_token=token).update(
+            lease_until=timezone.now() + _lease()
+        )
+    )
+
+
+def _run_steps(instance_id: int, token: str, client_factory) -> float | None:
+    while _still_ours(instance_id, token):
         instance = Instance.objects.select_related("node", "cluster", "ipv4__pool", "os_image").get(
             pk=instance_id
         )
@@ -96,30 +106,43 @@ def _run_steps(instance_id: int, client_factory) -> float | None:
         if instance.family == Family.DEDICATED:
             return _advance_dedicated(instance)
         step = instance.build_step or STEPS[0]
-        if instance.status == Status.QUEUED and step != STEPS[0]:
-            # A retried build resumes at the step it failed in; its VM and IP are kept.
-            instance = instance_transition(
-                instance_id=instance.pk, to=Status.PROVISIONING, reason="Build resumed."
-            )
         try:
+            if _past_deadline(instance):
+                raise StepFailed("The step made no progress for too long; support has been told.")
+            if instance.status == Status.QUEUED and step != STEPS[0]:
+                # A retried build resumes at the step it failed in; its VM and IP are kept.
+                instance = instance_transition(
+                    instance_id=instance.pk, to=Status.PROVISIONING, reason="Build resumed."
+                )
             outcome = STEP_FUNCTIONS[step](instance, client_factory)
+        except TransitionConflict:
+            return None  # someone else (staff, billing, the reaper) changed the server: stop
         except ProxmoxTransient as exc:
             return _transient(instance, step, exc)
-        except (ProxmoxPermanent, StepFailed) as exc:
+        except (ProxmoxError, StepFailed) as exc:
             _fail(instance, step, str(exc))
             return None
-        except ProxmoxError as exc:  # pragma: no cover - every ProxmoxError is one of the two
-            _fail(instance, step, str(exc))
+        except Exception as exc:  # a bug or a broken setting: staff must see it, not the reaper
+            logger.exception("instance %s: unexpected error in %s", instance_id, step)
+            _fail(instance, step, f"Unexpected error: {exc!r}")
             return None
         if isinstance(outcome, Wait):
-            Instance.objects.filter(pk=instance_id).update(
+            Instance.objects.filter(pk=instance_id, lease_token=token).update(
                 waiting_reason=outcome.reason, updated_at=timezone.now()
             )
             return outcome.seconds
         if step == STEPS[-1]:
             return None
         _next_step(instance, step)
-        Instance.objects.filter(pk=instance_id).update(lease_until=timezone.now() + _lease())
+    return None
+
+
+def _past_deadline(instance: Instance) -> bool:
+    """A step (not a wait for capacity) running longer than PROVISIONING_DEADLINE."""
+    if instance.status != Status.PROVISIONING or instance.step_started_at is None:
+        return False
+    limit = timedelta(seconds=settings.PROVISIONING_DEADLINE)
+    return timezone.now() - instance.step_started_at > limit
 
 
 def _advance_dedicated(instance: Instance) -> float | None:
@@ -171,9 +194,16 @@ def _transient(instance: Instance, step: str, exc: ProxmoxError) -> float | None
 
 def _fail(instance: Instance, step: str, message: str) -> None:
     logger.warning("instance %s failed in %s: %s", instance.pk, step, message)
+    # If it is no longer being built (staff or billing moved it on), there is nothing to fail.
+    with contextlib.suppress(TransitionConflict):
+        _fail_transition(instance, step, message)
+
+
+def _fail_transition(instance: Instance, step: str, message: str) -> None:
     instance_transition(
         instance_id=instance.pk,
         to=Status.FAILED,
+        expect={Status.QUEUED, Status.PROVISIONING},
         reason=f"The build stopped while {STEP_LABELS[step].lower()}. Support has been told.",
         detail=message,
         last_error=message,
@@ -194,8 +224,10 @@ def _poll_delay(instance: Instance) -> float:
 def step_reserve(instance: Instance, client_factory):
     if instance.status == Status.QUEUED and instance.node_id is None:
         try:
-            client = client_factory(_any_cluster(instance))
-            placement.reserve(instance.pk, is_vmid_free=client.vmid_free)
+            placement.reserve(
+                instance.pk,
+                is_vmid_free=lambda cluster, vmid: client_factory(cluster).vmid_free(vmid),
+            )
         except placement.NoCapacity as exc:
             if str(exc) != instance.waiting_reason:  # one timeline entry per reason, not per try
                 event_record(
@@ -216,35 +248,51 @@ def step_reserve(instance: Instance, client_factory):
     return None
 
 
-def _any_cluster(instance: Instance):
-    cluster = instance.location.clusters.order_by("id").first()
-    if cluster is None:
-        raise placement.NoCapacity(f"Location {instance.location.code} has no cluster yet.")
-    return cluster
+def _is_ours(client, found: dict, instance: Instance) -> bool:
+    config = client.vm_config(found["node"], instance.vmid)
+    marker = re.escape(MARKER.format(id=instance.pk))
+    return re.search(rf"{marker}(?!\d)", config.get("description") or "") is not None
 
 
 def step_clone(instance: Instance, client_factory):
     client = client_factory(instance.cluster)
     found = client.find_vm(instance.vmid)
     if found is not None:
-        config = client.vm_config(found["node"], instance.vmid)
-        if MARKER.format(id=instance.pk) in (config.get("description") or ""):
-            return None  # our clone exists (maybe its task id was lost): wait for it next
+        # PVE writes a bare config locked "clone" before the copy starts and our description
+        # only at its end: a locked VM is our earlier clone (its task id was lost), and
+        # wait_clone checks the marker once the copy is done.
+        if found.get("lock") == "clone" or _is_ours(client, found, instance):
+            return None
         raise StepFailed(
             f"VMID {instance.vmid} is used by a VM the portal did not create ({found.get('name')})."
         )
     template = _template_for(instance)
-    upid = client.clone(
-        node=instance.node.name,
-        template_vmid=template.vmid,
-        vmid=instance.vmid,
-        name=instance.hostname,
-        full=True,
-        storage=_storage_name(instance),
-        description=MARKER.format(id=instance.pk),
-    )
+    source_node = template.node.name if template.node_id else _template_node(client, template)
+    try:
+        upid = client.clone(
+            node=source_node,
+            template_vmid=template.vmid,
+            vmid=instance.vmid,
+            name=instance.hostname,
+            full=True,
+            storage=_storage_name(instance),
+            target=instance.node.name if source_node != instance.node.name else None,
+            description=MARKER.format(id=instance.pk),
+        )
+    except ProxmoxPermanent as exc:
+        if "already exists" in exc.message:  # our earlier request went through after all
+            raise ProxmoxTransient(exc.message, status=exc.status) from exc
+        raise
     Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
     return None
+
+
+def _template_node(client, template: OSTemplate) -> str:
+    """Where a cluster-wide template (on shared storage) lives; clones go from there."""
+    found = client.find_vm(template.vmid)
+    if found is None:
+        raise StepFailed(f"Template VMID {template.vmid} does not exist on {template.cluster}.")
+    return found["node"]
 
 
 def _template_for(instance: Instance) -> OSTemplate:
@@ -278,6 +326,8 @@ def step_wait_clone(instance: Instance, client_factory):
         raise ProxmoxTransient("the cloned VM is not there yet", status=None)
     if found.get("lock") == "clone":
         return Wait(_poll_delay(instance), "Copying the OS image")
+    if not _is_ours(client, found, instance):
+        raise StepFailed(f"VMID {instance.vmid} holds a VM the portal did not create.")
     Instance.objects.filter(pk=instance.pk).update(task_upid="")
     return None
 
@@ -390,22 +440,24 @@ def step_start(instance: Instance, client_factory):
 
 def step_wait_running(instance: Instance, client_factory):
     client = client_factory(instance.cluster)
+    # A running VM wins over a start task's exit status: a repeated start (after a lost reply)
+    # ends in "already running", which is success for us.
+    if client.vm_status(instance.node.name, instance.vmid).get("status") == "running":
+        Instance.objects.filter(pk=instance.pk).update(task_upid="")
+        return None
     if instance.task_upid:
         status = client.task_status(instance.node.name, instance.task_upid)
         if not status.running and not status.ok:
             Instance.objects.filter(pk=instance.pk).update(task_upid="", build_step="start")
             raise status.error()
-    current = client.vm_status(instance.node.name, instance.vmid)
-    if current.get("status") != "running":
-        return Wait(_poll_delay(instance), "Booting")
-    Instance.objects.filter(pk=instance.pk).update(task_upid="")
-    return None
+    return Wait(_poll_delay(instance), "Booting")
 
 
 def step_ready(instance: Instance, client_factory):
     instance = instance_transition(
         instance_id=instance.pk,
         to=Status.RUNNING,
+        expect={Status.PROVISIONING},
         reason="Your server is ready.",
         ready_at=timezone.now(),
         waiting_reason="",
@@ -432,7 +484,8 @@ STEP_FUNCTIONS = {
 def reap(now=None) -> list[int]:
     """Builds nobody drives any more (a worker died, a message was lost): resume or fail them.
 
-    Returns the ids to resume; a build past its deadline is failed for staff instead.
+    Returns the ids to resume; a step past its deadline is failed for staff instead. A build
+    waiting for capacity is always resumed: it has no deadline.
     """
     now = now or timezone.now()
     stalled = Instance.objects.filter(
@@ -443,15 +496,18 @@ def reap(now=None) -> list[int]:
     stalled = stalled.exclude(family=Family.DEDICATED, status=Status.PROVISIONING)
     resume = []
     for instance in stalled:
-        started = instance.step_started_at or instance.created_at
-        if started < now - timedelta(seconds=settings.PROVISIONING_DEADLINE):
+        if _past_deadline(instance):
             _fail(
                 instance,
                 instance.build_step or STEPS[0],
-                "The build made no progress for too long; support has been told.",
+                "The build made no progress for too long.",
             )
             continue
-        Instance.objects.filter(pk=instance.pk).update(updated_at=now)
-        event_record(instance, step=instance.build_step, message="Resuming a stalled build.")
-        resume.append(instance.pk)
+        # Claim the row for this resume only if nobody touched it meanwhile.
+        touched = Instance.objects.filter(pk=instance.pk, updated_at=instance.updated_at).update(
+            updated_at=now
+        )
+        if touched:
+            event_record(instance, step=instance.build_step, message="Resuming a stalled build.")
+            resume.append(instance.pk)
     return resume

@@ -199,6 +199,7 @@ def instance_queue(*, instance_id: int, reason: str, actor: str = Actor.SYSTEM, 
         actor_user=actor_user,
         last_error="",
         step_attempts=0,
+        step_started_at=timezone.now(),
     )
     _enqueue_build(instance.pk)
     return instance

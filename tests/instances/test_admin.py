@@ -69,3 +69,44 @@ def test_staff_retry_a_failed_build(client, staff, alice, location):
 def test_customers_cannot_reach_the_build_page(client, alice):
     client.force_login(alice)
     assert client.get("/admin/instances/instance/build/").status_code in {302, 403}
+
+
+def build_form(owner, location, **extra):
+    return {
+        "owner": owner.pk,
+        "hostname": "pw1",
+        "location": location.pk,
+        "os_image": make_os_image().pk,
+        "family": "nvme_vps",
+        "vcpus": 1,
+        "memory_mib": 1024,
+        "disk_gib": 20,
+        "storage_class": "nvme",
+    } | extra
+
+
+def test_a_generated_password_is_shown_once_on_the_page_not_in_a_message(
+    client, staff, alice, location
+):
+    client.force_login(staff)
+    response = client.post(
+        "/admin/instances/instance/build/", build_form(alice, location, generate_password="on")
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    password = response.context["password"]
+    assert password in response.content.decode()
+    server = Instance.objects.get(hostname="pw1")
+    assert password not in server.root_password_encrypted
+    follow_up = client.get(f"/admin/instances/instance/{server.pk}/change/")
+    assert password not in follow_up.content.decode()
+
+
+def test_staff_without_the_add_permission_cannot_build(client, alice, location):
+    from tests.factories import UserFactory
+
+    clerk = UserFactory(email="finance@example.com", is_staff=True)
+    client.force_login(clerk)
+    response = client.post("/admin/instances/instance/build/", build_form(alice, location))
+    assert response.status_code == 403
+    assert not Instance.objects.exists()

@@ -13,7 +13,7 @@ from instances.models import Instance, IPAddress, Node
 from tests.factories import make_instance, make_location_with_capacity
 
 
-def always_free(vmid: int) -> bool:
+def always_free(cluster, vmid: int) -> bool:
     return True
 
 
@@ -52,7 +52,7 @@ def test_it_spreads_servers_over_nodes(alice, location):
 def test_it_skips_a_vmid_that_pve_already_uses(alice, location):
     instance = make_instance(alice, location)
     taken_in_pve = {1000, 1001}
-    reserved = placement.reserve(instance.pk, is_vmid_free=lambda v: v not in taken_in_pve)
+    reserved = placement.reserve(instance.pk, is_vmid_free=lambda c, v: v not in taken_in_pve)
     assert reserved.vmid == 1002
 
 

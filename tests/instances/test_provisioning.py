@@ -324,3 +324,40 @@ def test_without_capacity_the_server_waits_in_queued_with_a_reason(
     assert waiting.count() == 1
     assert "200 vCPU" in waiting.get().detail
     assert portal_vms(world) == []
+
+
+def test_a_worker_whose_lease_was_taken_stops_before_its_next_step(world, demo_location, alice):
+    instance = order(alice, demo_location)
+    token = provisioning._claim(instance.pk)
+    # The lease runs out while this worker is slow; another claims the build.
+    Instance.objects.filter(pk=instance.pk).update(lease_token="someone-else")
+    assert provisioning._run_steps(instance.pk, token, provisioning.PveClient.for_cluster) is None
+    assert Instance.objects.get(pk=instance.pk).build_step == ""
+    assert portal_vms(world) == []
+
+
+def test_a_clone_still_being_copied_after_a_lost_reply_is_waited_for(world, demo_location, alice):
+    world.time_scale = 0.05  # the clone now takes a moment
+    instance = reserve(order(alice, demo_location))
+    provisioning.STEP_FUNCTIONS["clone"](instance, provisioning.PveClient.for_cluster)
+    # The reply with the task id was lost; the step runs again while PVE still copies.
+    Instance.objects.filter(pk=instance.pk).update(task_upid="")
+    again = provisioning.STEP_FUNCTIONS["clone"](
+        Instance.objects.get(pk=instance.pk), provisioning.PveClient.for_cluster
+    )
+    assert again is None
+    world.time_scale = 0
+    provisioning._next_step(instance, "clone")
+    assert build(instance.pk).status == Instance.Status.RUNNING
+    assert len(portal_vms(world)) == 1
+
+
+def test_a_second_start_ending_in_already_running_is_not_a_failure(world, demo_location, alice):
+    instance = reserve(order(alice, demo_location))
+    advance_until(instance, "wait_running")
+    vm = next(vm for vm in portal_vms(world))
+    assert vm.status == "running"
+    # A repeated start after a lost reply: its task fails because the VM already runs.
+    upid = provisioning.PveClient.for_cluster(instance.cluster).start(instance.node.name, vm.vmid)
+    Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
+    assert build(instance.pk).status == Instance.Status.RUNNING
