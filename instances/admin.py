@@ -149,7 +149,6 @@ class BuildServerForm(forms.Form):
     vcpus = forms.IntegerField(min_value=1, max_value=64, initial=2)
     memory_mib = forms.IntegerField(min_value=512, initial=4096, label="RAM (MiB)")
     disk_gib = forms.IntegerField(min_value=10, initial=80, label="Disk (GiB)")
-    storage_class = forms.ChoiceField(choices=StorageClass.choices)
     use_customer_keys = forms.BooleanField(required=False, initial=True)
     generate_password = forms.BooleanField(required=False)
 
@@ -280,10 +279,16 @@ class InstanceAdmin(admin.ModelAdmin):
                         dedicated_cores=data["family"] == Family.VDS,
                         memory_mib=data["memory_mib"],
                         disk_gib=data["disk_gib"],
-                        storage_class=data["storage_class"],
+                        # Storage VPS live on bulk storage; NVMe VPS and VDS on NVMe.
+                        storage_class=(
+                            StorageClass.BULK
+                            if data["family"] == Family.STORAGE_VPS
+                            else StorageClass.NVME
+                        ),
                     ),
                     ssh_key_ids=keys if data["use_customer_keys"] else [],
                     generate_password=data["generate_password"],
+                    queued_reason="Build queued by support.",
                     actor=InstanceEvent.Actor.STAFF,
                     actor_user=request.user,
                 )

@@ -325,8 +325,9 @@ class Instance(models.Model):
 
     @property
     def is_settled(self) -> bool:
-        """Nothing is in progress: the page can stop polling."""
+        """Nothing is in progress: the page can stop polling (awaiting payment is in progress)."""
         return self.status not in {
+            self.Status.PENDING,
             self.Status.QUEUED,
             self.Status.PROVISIONING,
             self.Status.TERMINATING,

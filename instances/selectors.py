@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from instances.models import Instance
+from instances.models import Family, Instance
 from instances.provisioning import STEP_LABELS, STEPS
 
 
@@ -35,15 +35,22 @@ class ProgressStep:
     state: str  # done | current | todo | failed
 
 
+DEDICATED_LABELS = {"reserve": "Reserving a machine", "install": "Installing", "ready": "Ready"}
+
+
 def build_progress(instance: Instance) -> list[ProgressStep]:
     """The named build steps for the progress bar (consecutive steps of one label merged)."""
+    if instance.family == Family.DEDICATED:
+        step_labels, steps = DEDICATED_LABELS, list(DEDICATED_LABELS)
+    else:
+        step_labels, steps = STEP_LABELS, STEPS
     labels: list[str] = []
-    for step in STEPS:
-        if STEP_LABELS[step] not in labels:
-            labels.append(STEP_LABELS[step])
+    for step in steps:
+        if step_labels[step] not in labels:
+            labels.append(step_labels[step])
     if instance.status in (Instance.Status.RUNNING, Instance.Status.STOPPED):
         return [ProgressStep(label, "done") for label in labels]
-    current = STEP_LABELS.get(instance.build_step or "reserve", labels[0])
+    current = step_labels.get(instance.build_step or "reserve", labels[0])
     if instance.status == Instance.Status.PENDING:
         current = None
     index = labels.index(current) if current in labels else -1

@@ -131,6 +131,7 @@ def instance_create(
     generate_password: bool = False,
     external_ref: str | None = None,
     paid: bool = True,
+    queued_reason: str = "Payment received; build queued.",
     actor: str = Actor.SYSTEM,
     actor_user: User | None = None,
 ) -> tuple[Instance, str | None]:
@@ -179,7 +180,7 @@ def instance_create(
                 actor_user=actor_user,
             )
             if paid:
-                instance_queue(instance_id=instance.pk, reason="Payment received; build queued.")
+                instance_queue(instance_id=instance.pk, reason=queued_reason)
     except IntegrityError:
         if external_ref:  # a concurrent request created it first
             return Instance.objects.get(external_ref=external_ref), None

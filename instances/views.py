@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
@@ -38,5 +39,8 @@ def server_detail(request, instance_id: int):
         if instance.is_settled:
             # 286 tells htmx to stop polling; the settled partial is still swapped in.
             response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return render(request, "instances/detail.html", context)
+    else:
+        response = render(request, "instances/detail.html", context)
+    # One URL, two bodies: caches and the back button must not mix the page and the partial.
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -29,7 +29,6 @@ def test_staff_build_a_server_for_a_customer(client, staff, alice, location):
             "vcpus": 2,
             "memory_mib": 4096,
             "disk_gib": 80,
-            "storage_class": "nvme",
             "use_customer_keys": "on",
         },
     )
@@ -81,7 +80,6 @@ def build_form(owner, location, **extra):
         "vcpus": 1,
         "memory_mib": 1024,
         "disk_gib": 20,
-        "storage_class": "nvme",
     } | extra
 
 
