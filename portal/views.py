@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -36,6 +37,12 @@ def home(request):
     if request.user.is_authenticated:
         return redirect("instances:list")
     return render(request, "home.html", {"product_lines": PRODUCT_LINES})
+
+
+@require_GET
+def favicon(request):
+    # Resolved per request: the hashed static name exists only after collectstatic.
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 @never_cache
