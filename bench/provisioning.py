@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 VAR = ROOT / "var" / "bench"
 PORT = 8106
-POLL = "0.25"
 
 
 def bench_database_url() -> str:
@@ -52,7 +51,7 @@ def reset_database(url: str) -> None:
 
 
 def env_for(url: str) -> dict[str, str]:
-    env = os.environ | {"VAR_DIR": str(VAR), "PROVISIONING_POLL": POLL, "LOG_LEVEL": "WARNING"}
+    env = os.environ | {"VAR_DIR": str(VAR), "LOG_LEVEL": "WARNING"}
     if url:
         env["DATABASE_URL"] = url
     else:
@@ -274,7 +273,7 @@ def main() -> int:
     result = {
         "orders": args.orders,
         "time_scale": args.time_scale,
-        "poll_s": float(POLL),
+        "poll_s": float(os.environ.get("PROVISIONING_POLL", "0.5")),
         "database": "postgresql" if bench_database_url() else "sqlite",
         "broker": "redis" if os.environ.get("REDIS_URL") else "filesystem",
         "cpus": os.cpu_count(),

@@ -236,7 +236,7 @@ MAILERS = {
 
 # --- Provisioning (seconds unless named otherwise) --------------------------------------------
 
-PROVISIONING_POLL = float(env("PROVISIONING_POLL", "2"))
+PROVISIONING_POLL = float(env("PROVISIONING_POLL", "0.5"))  # the first look; later ones grow
 PROVISIONING_RETRY_BASE = float(env("PROVISIONING_RETRY_BASE", "5"))
 PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6)
 PROVISIONING_CAPACITY_RETRY = float(env("PROVISIONING_CAPACITY_RETRY", "60"))
