@@ -213,10 +213,10 @@ def _fail_transition(instance: Instance, step: str, message: str) -> None:
 def _poll_delay(instance: Instance) -> float:
     """Look again soon at first, then less often: a quick task is seen quickly, and a long
     clone or boot of many servers does not flood the queue with looks (each costs a worker
-    a few API calls). The delay grows with the time already waited (a tenth of it, so the
-    build notices the end at most ~10% late), up to 5 s."""
+    a few API calls). The delay grows with the time already waited (a twentieth of it, so the
+    build notices the end at most ~5% late), up to 5 s."""
     waited = (timezone.now() - (instance.step_started_at or timezone.now())).total_seconds()
-    return min(max(settings.PROVISIONING_POLL, 0.1 * waited), max(settings.PROVISIONING_POLL, 5.0))
+    return min(max(settings.PROVISIONING_POLL, 0.05 * waited), max(settings.PROVISIONING_POLL, 5.0))
 
 
 # --- The steps -----------------------------------------------------------------------------------
