@@ -140,7 +140,7 @@ class InstanceEventInline(admin.TabularInline):
 class BuildServerForm(forms.Form):
     owner = forms.ModelChoiceField(get_user_model().objects.filter(is_staff=False))
     hostname = forms.RegexField(
-        regex=r"^(?!-)[a-z0-9-]{1,63}(?<!-)$",
+        regex=services.HOSTNAME,
         error_messages={"invalid": "Lower-case letters, digits and hyphens (RFC 1123 label)."},
     )
     location = forms.ModelChoiceField(Location.objects.filter(active=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets as pysecrets
 import string
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ ALLOWED = {
     Status.TERMINATING: {Status.TERMINATED, Status.FAILED},
     Status.TERMINATED: set(),
 }
+
+
+# One DNS label (RFC 1123): what PVE accepts as a VM name and cloud-init as a hostname.
+HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,11 @@ def instance_create(
         existing = Instance.objects.filter(external_ref=external_ref).first()
         if existing:
             return existing, None
+    if not HOSTNAME.fullmatch(hostname or ""):
+        raise InstanceError(
+            "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or "
+            "ending with a hyphen (e.g. web-1)."
+        )
     keys = SSHKey.objects.filter(owner=owner, pk__in=ssh_key_ids or [])
     if ssh_key_ids and keys.count() != len(set(ssh_key_ids)):
         raise InstanceError("One of the chosen SSH keys does not exist.")

@@ -108,3 +108,19 @@ def test_staff_without_the_add_permission_cannot_build(client, alice, location):
     response = client.post("/admin/instances/instance/build/", build_form(alice, location))
     assert response.status_code == 403
     assert not Instance.objects.exists()
+
+
+@pytest.mark.parametrize("hostname", ["-web", "web-", "Web1", "web_1", "a" * 64, "web.example"])
+def test_the_service_refuses_hostnames_that_are_not_one_dns_label(alice, location, hostname):
+    from instances.services import InstanceError, InstanceSpec, instance_create
+
+    with pytest.raises(InstanceError, match="hostname"):
+        instance_create(
+            owner=alice,
+            hostname=hostname,
+            location=location,
+            os_image=make_os_image(),
+            spec=InstanceSpec("nvme_vps", "S", 1, False, 1024, 20, "nvme"),
+            generate_password=True,
+        )
+    assert not Instance.objects.exists()

@@ -64,3 +64,16 @@ def test_a_failed_build_says_so_plainly(client, alice, location):
     assert "The build of this server failed" in html
     assert "support team has been told" in html
     assert "can&#x27;t lock file" not in html, "PVE's internals are for staff, not customers"
+
+
+def test_addresses_come_with_copy_buttons_that_appear_only_with_javascript(client, alice, location):
+    from instances import placement
+
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    placement.reserve(server.pk, is_vmid_free=lambda cluster, vmid: True)
+    client.force_login(alice)
+    html = client.get(f"/servers/{server.pk}/").content.decode()
+    server.refresh_from_db()
+    assert f'data-copy="{server.ipv4.address}"' in html
+    assert 'aria-label="Copy IPv4 address" hidden' in html
+    assert "/static/js/portal.js" in html
