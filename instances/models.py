@@ -295,6 +295,9 @@ class Instance(models.Model):
     # A worker claims the build for a while (conditional UPDATE), so two never drive it at once;
     # a claim left by a dead worker simply expires.
     lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    # The one chain of build tasks that may drive the build: queueing or resuming starts a new
+    # chain, and a task of an older one (redelivered, or re-queued by a slow worker) just ends.
+    build_chain = models.CharField(max_length=32, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -59,9 +59,15 @@ class StepFailed(Exception):
 # --- Running the steps ---------------------------------------------------------------------------
 
 
-def advance(instance_id: int, *, client_factory=PveClient.for_cluster) -> float | None:
-    """Run steps until the build is done or must wait; returns seconds until the next look."""
-    token = _claim(instance_id)
+def advance(
+    instance_id: int, *, chain: str = "", client_factory=PveClient.for_cluster
+) -> float | None:
+    """Run steps until the build is done or must wait; returns seconds until the next look.
+
+    `chain` names the task chain driving the build; a task of an older chain does nothing.
+    (Empty: any chain, for callers outside Celery such as tests and the benchmark.)
+    """
+    token = _claim(instance_id, chain)
     if token is None:
         return None  # another worker drives this build; it will re-queue as needed
     try:
@@ -76,13 +82,16 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.PROVISIONING_LEASE)
 
 
-def _claim(instance_id: int) -> str | None:
+def _claim(instance_id: int, chain: str = "") -> str | None:
     token = uuid.uuid4().hex
     now = timezone.now()
-    claimed = (
-        Instance.objects.filter(pk=instance_id, status__in=[Status.QUEUED, Status.PROVISIONING])
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_token=token, lease_until=now + _lease())
+    building = Instance.objects.filter(
+        pk=instance_id, status__in=[Status.QUEUED, Status.PROVISIONING]
+    )
+    if chain:
+        building = building.filter(build_chain=chain)
+    claimed = building.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
+        lease_token=token, lease_until=now + _lease()
     )
     return token if claimed else None
 
@@ -482,11 +491,11 @@ STEP_FUNCTIONS = {
 # --- The reaper ----------------------------------------------------------------------------------
 
 
-def reap(now=None) -> list[int]:
+def reap(now=None) -> list[tuple[int, str]]:
     """Builds nobody drives any more (a worker died, a message was lost): resume or fail them.
 
-    Returns the ids to resume; a step past its deadline is failed for staff instead. A build
-    waiting for capacity is always resumed: it has no deadline.
+    Returns (id, new chain) of the builds to resume, whose old task chains thereby end; a step
+    past its deadline is failed for staff instead. A build waiting for capacity has no deadline.
     """
     now = now or timezone.now()
     stalled = Instance.objects.filter(
@@ -504,11 +513,13 @@ def reap(now=None) -> list[int]:
                 "The build made no progress for too long.",
             )
             continue
-        # Claim the row for this resume only if nobody touched it meanwhile.
+        # Claim the row for this resume only if nobody touched it meanwhile; the new chain
+        # ends whatever old task of this build may still turn up.
+        chain = uuid.uuid4().hex
         touched = Instance.objects.filter(pk=instance.pk, updated_at=instance.updated_at).update(
-            updated_at=now
+            updated_at=now, build_chain=chain
         )
         if touched:
             event_record(instance, step=instance.build_step, message="Resuming a stalled build.")
-            resume.append(instance.pk)
+            resume.append((instance.pk, chain))
     return resume

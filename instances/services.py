@@ -6,6 +6,7 @@ import logging
 import re
 import secrets as pysecrets
 import string
+import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -211,14 +212,13 @@ def instance_queue(*, instance_id: int, reason: str, actor: str = Actor.SYSTEM, 
         last_error="",
         step_attempts=0,
         step_started_at=timezone.now(),
+        build_chain=(chain := uuid.uuid4().hex),
     )
-    _enqueue_build(instance.pk)
+    _enqueue_build(instance.pk, chain)
     return instance
 
 
-def _enqueue_build(instance_id: int, countdown: float | None = None) -> None:
+def _enqueue_build(instance_id: int, chain: str) -> None:
     from instances.tasks import provision_instance
 
-    transaction.on_commit(
-        lambda: provision_instance.apply_async((instance_id,), countdown=countdown)
-    )
+    transaction.on_commit(lambda: provision_instance.delay(instance_id, chain))

@@ -29,8 +29,19 @@ def age(instance, *, updated: int, step_started: int) -> None:
 def test_an_abandoned_build_is_resumed(alice, location, settings):
     server = make_instance(alice, location, status=Instance.Status.PROVISIONING)
     age(server, updated=settings.PROVISIONING_STUCK_AFTER + 5, step_started=700)
-    assert provisioning.reap() == [server.pk]
+    [(resumed, chain)] = provisioning.reap()
+    assert resumed == server.pk
+    assert Instance.objects.get(pk=server.pk).build_chain == chain
     assert server.events.filter(message="Resuming a stalled build.").exists()
+
+
+def test_a_task_of_an_older_chain_does_nothing(alice, location, settings):
+    server = make_instance(alice, location, status=Instance.Status.PROVISIONING)
+    Instance.objects.filter(pk=server.pk).update(build_step="clone", build_chain="new")
+    # A redelivered message of the chain the reaper replaced: no claim, no step, no re-queue.
+    assert provisioning.advance(server.pk, chain="old") is None
+    assert Instance.objects.get(pk=server.pk).lease_token == ""
+    assert not server.events.exists()
 
 
 def test_a_build_someone_drives_is_left_alone(alice, location, settings):
