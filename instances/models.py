@@ -180,6 +180,13 @@ class IPPool(models.Model):
         blank=True,
         help_text="Optional, e.g. 2001:db8:100::/48; each server gets its own /64 from it.",
     )
+    ipv6_gateway = models.GenericIPAddressField(
+        "IPv6 gateway",
+        protocol="IPv6",
+        null=True,
+        blank=True,
+        help_text="The routers' address for the servers' /64s, often a link-local fe80::1.",
+    )
     quarantine_days = models.PositiveIntegerField(
         default=7, help_text="Days a released address rests before it is handed out again."
     )

@@ -366,6 +366,8 @@ def step_configure(instance: Instance, client_factory):
     }
     if instance.ipv6:
         options["ipconfig0"] += f",ip6={instance.ipv6}"
+        if address.pool.ipv6_gateway:
+            options["ipconfig0"] += f",gw6={address.pool.ipv6_gateway}"
     if instance.ssh_keys:
         options["sshkeys"] = instance.ssh_keys + "\n"
     if instance.root_password_encrypted:

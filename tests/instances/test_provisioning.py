@@ -60,7 +60,7 @@ def test_a_paid_server_is_built_and_running(
     assert "size=40G" in config["scsi0"]
     assert config["scsi0"].startswith(f"{storage_class}:")
     assert config["ipconfig0"] == (
-        f"ip={instance.ipv4.address}/24,gw=203.0.113.1,ip6={instance.ipv6}"
+        f"ip={instance.ipv4.address}/24,gw=203.0.113.1,ip6={instance.ipv6},gw6=fe80::1"
     )
     assert decoded_keys(vm).strip() == ED25519_KEY
     assert config["ciuser"] == image(slug).default_user

@@ -46,6 +46,7 @@ IP_POOL = {
     "dns_servers": "1.1.1.1 9.9.9.9",
     # Documentation prefix (RFC 3849); each server gets its own /64 from it.
     "ipv6_prefix": "2001:db8:100::/48",
+    "ipv6_gateway": "fe80::1",
 }
 FIRST_HOST, LAST_HOST = 10, 250
 
