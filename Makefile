@@ -25,7 +25,6 @@ run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 	$(PY) -m sandbox.pve prepare
-	$(PY) manage.py seed_demo --pve-cluster $${VAR_DIR:-var}/fakepve/cluster.json
 	$(PY) -m sandbox.run
 
 test: $(STAMP)

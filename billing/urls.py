@@ -6,4 +6,12 @@ app_name = "billing"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("order/", views.order_new, name="order_new"),
+    path("order/summary/", views.order_summary, name="order_summary"),
+    path("orders/<int:order_id>/", views.order_detail, name="order"),
+    path("orders/<int:order_id>/pay/", views.order_pay, name="order_pay"),
+    path("orders/<int:order_id>/cancel/", views.order_cancel, name="order_cancel"),
+    path("orders/<int:order_id>/password/", views.order_password, name="order_password"),
+    path("payment-details/", views.customer_portal, name="customer_portal"),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

@@ -1,11 +1,194 @@
 from __future__ import annotations
 
+import logging
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.db import transaction
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.services import profile_is_complete
+from billing import orders, selectors, stripe_client
+from billing.events import event_store
+from billing.forms import OrderForm
+from billing.models import Order, Plan
+from billing.tasks import process_stripe_event
+
+logger = logging.getLogger(__name__)
+
+
+@require_GET
+def plans(request):
+    return render(request, "billing/plans.html", {"families": selectors.catalog()})
+
+
+def _profile_first(request):
+    messages.info(request, "Before your first order, tell us who to invoice.")
+    return redirect(f"{reverse('accounts:profile')}?next={request.get_full_path()}")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_new(request):
+    if not profile_is_complete(request.user):
+        return _profile_first(request)
+    initial = {}
+    if slug := request.GET.get("plan"):
+        initial["plan"] = Plan.objects.filter(slug=slug, active=True).first()
+    form = OrderForm(request.POST or None, owner=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                order = orders.order_place(
+                    owner=request.user,
+                    plan_id=data["plan"].pk,
+                    location_id=data["location"].pk,
+                    os_image_id=data["os_image"].pk,
+                    hostname=data["hostname"],
+                    ssh_key_ids=[key.pk for key in data["ssh_keys"]],
+                    generate_password=data["generate_password"],
+                )
+        except orders.OrderError as error:
+            form.add_error(error.field if error.field in form.fields else None, str(error))
+        else:
+            return _to_checkout(request, order)
+    plan = _chosen_plan(form)
+    return render(
+        request,
+        "billing/order_form.html",
+        {
+            "form": form,
+            "plan": plan,
+            "quote": orders.quote_for(request.user, plan) if plan else None,
+            "availability": selectors.availability(plan) if plan else [],
+        },
+    )
+
+
+def _chosen_plan(form: OrderForm) -> Plan | None:
+    queryset = form.fields["plan"].queryset
+    raw = form.data.get("plan") if form.is_bound else None
+    if raw and str(raw).isdigit():
+        return queryset.filter(pk=raw).first()
+    initial = form.initial.get("plan")
+    return initial if initial is not None else queryset.first()
+
+
+@login_required
+@require_GET
+def order_summary(request):
+    """The order form's price box for another plan (htmx swaps it in as the plan changes)."""
+    if not profile_is_complete(request.user):
+        return HttpResponse(status=204)
+    plan = Plan.objects.filter(pk=request.GET.get("plan") or 0, active=True).first()
+    if plan is None:
+        return HttpResponse(status=204)
+    return render(
+        request,
+        "billing/order_form.html#summary",
+        {
+            "plan": plan,
+            "quote": orders.quote_for(request.user, plan),
+            "availability": selectors.availability(plan),
+        },
+    )
+
+
+def _to_checkout(request, order: Order):
+    try:
+        url = orders.checkout_url(order)
+    except (orders.OrderError, stripe_client.StripeError) as error:
+        messages.error(request, str(error))
+        return redirect("billing:order", order.pk)
+    return redirect(url)
+
+
+@login_required
+@require_GET
+@never_cache
+def order_detail(request, order_id: int):
+    order = orders.order_of(request.user, order_id)
+    return render(
+        request,
+        "billing/order_detail.html",
+        {"order": order, "just_paid": request.GET.get("paid") == "1"},
+    )
+
+
+@login_required
+@require_POST
+def order_pay(request, order_id: int):
+    return _to_checkout(request, orders.order_of(request.user, order_id))
+
+
+@login_required
+@require_POST
+def order_cancel(request, order_id: int):
+    order = orders.order_of(request.user, order_id)
+    try:
+        orders.order_cancel(order)
+    except orders.OrderError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Order {order.pk} is cancelled; nothing was charged.")
+    return redirect("billing:order", order.pk)
+
+
+@login_required
+@require_POST
+@never_cache
+def order_password(request, order_id: int):
+    order = orders.order_of(request.user, order_id)
+    password = orders.root_password_reveal(order)
+    if password is None:
+        messages.info(request, "The root password was already shown once and is not kept.")
+        return redirect("billing:order", order.pk)
+    return render(request, "billing/order_password.html", {"order": order, "password": password})
 
 
 @login_required
 @require_GET
 def overview(request):
-    return render(request, "billing/overview.html", {"subscriptions": [], "invoices": []})
+    return render(request, "billing/overview.html", selectors.billing_page(request.user))
+
+
+@login_required
+@require_POST
+def customer_portal(request):
+    account = selectors.account_of(request.user)
+    if account is None:
+        messages.info(request, "Payment details appear here after your first order.")
+        return redirect("billing:overview")
+    try:
+        session = stripe_client.billing_portal_session_create(
+            customer_id=account.stripe_customer_id,
+            return_url=request.build_absolute_uri(reverse("billing:overview")),
+        )
+    except stripe_client.StripeError as error:
+        messages.error(request, str(error))
+        return redirect("billing:overview")
+    return redirect(session["url"])
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """Verify, store, answer: processing happens after commit in a Celery task."""
+    try:
+        event = stripe_client.event_from_webhook(
+            request.body, request.headers.get("Stripe-Signature", "")
+        )
+    except stripe_client.SignatureError as error:
+        logger.warning("stripe webhook refused: %s", error)
+        return HttpResponseBadRequest("invalid signature")
+    with transaction.atomic():
+        row, created = event_store(event)
+        if row.processed_at is None:
+            transaction.on_commit(lambda: process_stripe_event.delay(row.pk))
+    return HttpResponse("stored" if created else "duplicate", content_type="text/plain")

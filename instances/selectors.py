@@ -8,7 +8,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from instances.models import Family, Instance
+from instances import placement
+from instances.models import DedicatedServer, Family, Instance, IPAddress, Location, Node, OSImage
 from instances.provisioning import STEP_LABELS, STEPS
 
 
@@ -70,3 +71,48 @@ def build_progress(instance: Instance) -> list[ProgressStep]:
 def percent_done(progress: list[ProgressStep]) -> int:
     done = sum(1 for step in progress if step.state == "done")
     return round(100 * done / len(progress)) if progress else 0
+
+
+def orderable_locations() -> QuerySet[Location]:
+    return Location.objects.filter(active=True).order_by("name")
+
+
+def images_for_location(location: Location) -> QuerySet[OSImage]:
+    """Active OS images with a template in one of the location's clusters."""
+    return (
+        OSImage.objects.filter(active=True, templates__cluster__location=location)
+        .distinct()
+        .order_by("display_order", "name")
+    )
+
+
+def can_take(location: Location, spec) -> bool:
+    """Whether the location has room for a server of `spec` right now (advisory, no locks).
+
+    The order page uses it to say "sold out"; placement decides for real under locks after
+    payment (and queues the build with a reason if the room went meanwhile).
+    """
+    has_address = IPAddress.objects.filter(
+        pool__location=location, state=IPAddress.State.FREE
+    ).exists()
+    if not has_address:
+        return False
+    if spec.family == Family.DEDICATED:
+        return DedicatedServer.objects.filter(
+            location=location,
+            state=DedicatedServer.State.AVAILABLE,
+            cores__gte=spec.vcpus,
+            memory_gib__gte=spec.memory_mib // 1024,
+        ).exists()
+    probe = Instance(
+        location=location,
+        vcpus=spec.vcpus,
+        dedicated_cores=spec.dedicated_cores,
+        memory_mib=spec.memory_mib,
+        disk_gib=spec.disk_gib,
+        storage_class=spec.storage_class,
+    )
+    nodes = Node.objects.filter(cluster__location=location, state=Node.State.ACTIVE)
+    return any(
+        placement.fits(placement.node_usage(node, spec.storage_class), probe)[0] for node in nodes
+    )

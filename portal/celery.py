@@ -52,6 +52,10 @@ def configure(app: Celery) -> None:
                 "task": "instances.reap_stuck_builds",
                 "schedule": settings.PROVISIONING_REAPER_INTERVAL,
             },
+            "retry-stripe-events": {
+                "task": "billing.retry_stripe_events",
+                "schedule": settings.STRIPE_EVENT_RETRY_AFTER,
+            },
         },
     )
 

@@ -254,6 +254,16 @@ PROVISIONING_REAPER_INTERVAL = env_int("PROVISIONING_REAPER_INTERVAL", 60)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE")  # unset means the real api.stripe.com
+# Webhook events older than this (seconds) are refused: replayed captures do not count.
+STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
+# Stored events not processed after this long (seconds) are queued again by beat.
+STRIPE_EVENT_RETRY_AFTER = env_int("STRIPE_EVENT_RETRY_AFTER", 120)
+
+# --- Money -----------------------------------------------------------------------------------
+
+# Where the seller is established for VAT (billing/vat.py), and the catalog's currency.
+SELLER_COUNTRY = env("SELLER_COUNTRY", "DE").upper()
+CURRENCY = env("CURRENCY", "EUR").upper()
 
 # --- Security --------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import views as billing_views
 from portal import views
 
 # Staff sign in through allauth's login (rate-limited, two-factor aware), never admin's own form.
@@ -12,6 +13,7 @@ admin.site.site_title = "VPS portal admin"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("plans/", billing_views.plans, name="plans"),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
     path("favicon.ico", views.favicon),
     path("admin/", admin.site.urls),

@@ -1,14 +1,19 @@
 """The dev runner behind `make run`: starts every process the demo needs and stops them together.
 
-Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py; started first, so it is up when a
-build begins), the Django dev server and a Celery worker with beat. Later stand-ins (the Stripe
-sandbox) join the PROCESSES list. Ctrl-C (or any process dying) stops all of them.
+Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py) and the Stripe sandbox
+(sandbox/stripe/) first; once the Stripe sandbox answers, `seed_demo` (demo users, the demo
+cluster's rows, the catalog pushed to the sandbox); then the Django dev server and a Celery worker
+with beat. Ctrl-C (or any process dying) stops all of them.
+
+The portal is pointed at the sandbox the way it would be pointed at Stripe: STRIPE_API_BASE,
+STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET in the environment (defaults below unless set).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,8 +22,27 @@ PYTHON = sys.executable
 HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
 
-PROCESSES = {
+STRIPE_PORT = os.environ.get("STRIPE_SANDBOX_PORT", "12111")
+STRIPE_ENV = {
+    "STRIPE_API_BASE": f"http://127.0.0.1:{STRIPE_PORT}",
+    "STRIPE_SECRET_KEY": "sk_test_sandbox",
+    "STRIPE_WEBHOOK_SECRET": "whsec_sandbox",
+}
+WEBHOOK_URL = f"http://{HOST}:{PORT}/billing/stripe/webhook/"
+
+# Started in this order; SEED runs between the stand-ins and the portal.
+STAND_INS = {
     "fakepve": [PYTHON, "-m", "sandbox.pve", "serve"],
+    "stripe": [
+        PYTHON, "-m", "sandbox.stripe", "serve", "--port", STRIPE_PORT,
+        "--webhook-url", WEBHOOK_URL,
+    ],
+}  # fmt: skip
+SEED = [
+    PYTHON, "manage.py", "seed_demo",
+    "--pve-cluster", os.path.join(os.environ.get("VAR_DIR", "var"), "fakepve", "cluster.json"),
+]  # fmt: skip
+PROCESSES = {
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",
@@ -39,11 +63,27 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, command in PROCESSES.items():
+    if not os.environ.get("STRIPE_SECRET_KEY"):  # no real Stripe configured: the sandbox
+        os.environ.update(STRIPE_ENV)
+    # The sandbox signs webhooks with the secret the portal checks.
+    STAND_INS["stripe"] += ["--webhook-secret", os.environ["STRIPE_WEBHOOK_SECRET"]]
+
+    def start(name: str, command: list[str]) -> None:
         # Each child gets its own process group, so the terminal's Ctrl-C reaches only us and
         # we stop them in order.
         children[name] = subprocess.Popen(command, start_new_session=True)
         print(f"[run] started {name} (pid {children[name].pid})", flush=True)
+
+    for name, command in STAND_INS.items():
+        start(name, command)
+    if not _wait_for_port(int(STRIPE_PORT), children["stripe"]):
+        stopping = True
+    elif subprocess.run(SEED).returncode != 0:
+        print("[run] seed_demo failed; stopping", flush=True)
+        stopping = True
+    if not stopping:
+        for name, command in PROCESSES.items():
+            start(name, command)
     print(f"[run] portal on http://{HOST}:{PORT}/ — Ctrl-C stops everything", flush=True)
     exit_code = 0
     while not stopping:
@@ -65,6 +105,18 @@ def main() -> int:
             child.kill()
     print("[run] stopped", flush=True)
     return exit_code
+
+
+def _wait_for_port(port: int, child: subprocess.Popen, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    print(f"[run] the Stripe sandbox did not start on port {port}; stopping", flush=True)
+    return False
 
 
 if __name__ == "__main__":

@@ -20,12 +20,15 @@ from pathlib import Path
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import CustomerProfile
+from billing.models import Plan
 from instances.models import (
     Cluster,
+    DedicatedServer,
     IPAddress,
     IPPool,
     Location,
@@ -50,6 +53,30 @@ IP_POOL = {
 }
 FIRST_HOST, LAST_HOST = 10, 250
 
+# The demo catalog: (family, slug, name, vcpus, dedicated, RAM GiB, disk GiB, storage, TB,
+# monthly cents, setup cents). Prices exclude VAT.
+DEMO_PLANS = [
+    ("storage_vps", "storage-vps-s", "Storage VPS S", 2, False, 4, 400, "bulk", 32, 499, 0),
+    ("storage_vps", "storage-vps-m", "Storage VPS M", 4, False, 8, 800, "bulk", 32, 899, 0),
+    ("storage_vps", "storage-vps-l", "Storage VPS L", 6, False, 16, 1600, "bulk", 32, 1599, 0),
+    ("nvme_vps", "nvme-vps-s", "NVMe VPS S", 2, False, 4, 75, "nvme", 32, 499, 0),
+    ("nvme_vps", "nvme-vps-m", "NVMe VPS M", 4, False, 8, 150, "nvme", 32, 849, 0),
+    ("nvme_vps", "nvme-vps-l", "NVMe VPS L", 6, False, 16, 300, "nvme", 32, 1399, 0),
+    ("nvme_vps", "nvme-vps-xl", "NVMe VPS XL", 8, False, 32, 600, "nvme", 32, 2499, 0),
+    ("vds", "vds-s", "VDS S", 2, True, 16, 240, "nvme", 32, 2999, 0),
+    ("vds", "vds-m", "VDS M", 4, True, 32, 480, "nvme", 32, 5499, 0),
+    ("vds", "vds-l", "VDS L", 8, True, 64, 960, "nvme", 32, 9999, 0),
+    ("dedicated", "dedi-8", "Dedicated 8", 8, True, 64, 1920, "nvme", 100, 12999, 4900),
+    ("dedicated", "dedi-16", "Dedicated 16", 16, True, 128, 3840, "nvme", 100, 18999, 4900),
+    ("dedicated", "dedi-32", "Dedicated 32", 32, True, 256, 7680, "nvme", 100, 29999, 9900),
+]
+# Machines in the demo location's inventory: (asset tag, model, CPU, cores, RAM GiB, disks).
+DEMO_MACHINES = [
+    ("FRA1-D801", "Dell R650xs", "Xeon Silver 4309Y", 8, 64, "2× 960 GB NVMe"),
+    ("FRA1-D802", "Dell R650xs", "Xeon Silver 4309Y", 8, 64, "2× 960 GB NVMe"),
+    ("FRA1-D1601", "Dell R6615", "EPYC 9124", 16, 128, "2× 1.92 TB NVMe"),
+]
+
 
 class Command(BaseCommand):
     help = "Create or refresh the demo staff user and demo customer (development only)."
@@ -72,6 +99,7 @@ class Command(BaseCommand):
             raise CommandError("seed_demo is for development; DEBUG is off.")
         if pve_cluster is not None:
             self._infrastructure(_read_cluster_file(pve_cluster))
+        self._catalog()
         with transaction.atomic():
             staff_password = self._user(STAFF_EMAIL, staff=True)
             customer_password = self._user(CUSTOMER_EMAIL, staff=False)
@@ -104,6 +132,31 @@ class Command(BaseCommand):
         )
         return password
 
+    def _catalog(self) -> None:
+        for row in DEMO_PLANS:
+            family, slug, name, vcpus, dedicated, ram, disk, storage, tb, price, setup = row
+            Plan.objects.update_or_create(
+                slug=slug,
+                defaults={
+                    "family": family,
+                    "name": name,
+                    "vcpus": vcpus,
+                    "dedicated_cores": dedicated,
+                    "memory_mib": ram * 1024,
+                    "disk_gib": disk,
+                    "storage_class": storage,
+                    "traffic_tb": tb,
+                    "price_cents": price,
+                    "setup_fee_cents": setup,
+                    "display_order": vcpus,
+                },
+            )
+        self.stdout.write(self.style.SUCCESS(f"Demo catalog: {len(DEMO_PLANS)} plans."))
+        if settings.STRIPE_SECRET_KEY:
+            call_command("stripe_sync_plans", stdout=self.stdout)
+        else:
+            self.stdout.write("  Stripe not configured (STRIPE_SECRET_KEY): plans not pushed.")
+
     @transaction.atomic
     def _infrastructure(self, facts: dict) -> None:
         location = _location(facts["location"])
@@ -112,6 +165,18 @@ class Command(BaseCommand):
         nodes = _nodes(cluster, facts["nodes"], pools)
         _images_and_templates(cluster, nodes, facts["images"], facts["templates"])
         pool, free = _ip_pool(location)
+        for tag, model, cpu, cores, memory, disks in DEMO_MACHINES:
+            DedicatedServer.objects.get_or_create(
+                asset_tag=tag,
+                defaults={
+                    "location": location,
+                    "model": model,
+                    "cpu": cpu,
+                    "cores": cores,
+                    "memory_gib": memory,
+                    "disks": disks,
+                },
+            )
         self.stdout.write(
             self.style.SUCCESS(f"Demo Proxmox cluster {cluster.name} at {cluster.api_url}:")
         )

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from billing import catalog, stripe_client
+from billing.models import (
+    BillingAccount,
+    Invoice,
+    LedgerEntry,
+    Order,
+    Plan,
+    StripeEvent,
+    Subscription,
+    TaxRate,
+    money,
+)
+from billing.tasks import process_stripe_event
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Mirrors of Stripe and the ledger: support reads them; Stripe's webhooks write them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "family",
+        "vcpus",
+        "memory_mib",
+        "disk_gib",
+        "storage_class",
+        "monthly",
+        "active",
+        "stripe_in_sync",
+    ]
+    list_filter = ["family", "active"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["stripe_product_id", "stripe_price_id", "stripe_price_cents"]
+    actions = ["push_to_stripe"]
+
+    @admin.display(description="per month")
+    def monthly(self, plan: Plan) -> str:
+        return plan.price
+
+    @admin.display(boolean=True, description="in Stripe")
+    def stripe_in_sync(self, plan: Plan) -> bool:
+        return plan.stripe_in_sync
+
+    @admin.action(description="Push to Stripe (new price when the amount changed)")
+    def push_to_stripe(self, request, queryset):
+        for plan in queryset:
+            try:
+                result = catalog.plan_sync(plan)
+            except stripe_client.StripeError as error:
+                self.message_user(request, f"{plan}: {error}", messages.ERROR)
+                continue
+            note = "new price" if result.price_created else "already in sync"
+            self.message_user(request, f"{plan}: {note}.", messages.SUCCESS)
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["pk", "owner", "plan", "hostname", "status", "first_total", "created_at"]
+    list_filter = ["status", "plan__family", "vat_treatment"]
+    search_fields = ["owner__email", "hostname", "stripe_subscription_id", "=pk"]
+    readonly_fields = [f.name for f in Order._meta.fields if f.name != "id"]
+    exclude = ["root_password_encrypted"]
+
+    @admin.display(description="first payment")
+    def first_total(self, order: Order) -> str:
+        return money(order.first_total_cents, order.currency)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_subscription_id", "owner", "order", "status", "current_period_end"]
+    list_filter = ["status"]
+    search_fields = ["stripe_subscription_id", "owner__email"]
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["number", "owner", "status", "total", "issued_at"]
+    list_filter = ["status"]
+    search_fields = ["number", "stripe_invoice_id", "owner__email"]
+
+    @admin.display(description="total")
+    def total(self, invoice: Invoice) -> str:
+        return money(invoice.total_cents, invoice.currency)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "occurred_at",
+        "kind",
+        "customer",
+        "net",
+        "vat",
+        "gross",
+        "country",
+        "vat_treatment",
+        "stripe_object_id",
+    ]
+    list_filter = ["kind", "vat_treatment", "country", "currency"]
+    search_fields = ["stripe_object_id", "stripe_invoice_id", "customer__email"]
+    date_hierarchy = "occurred_at"
+
+    @admin.display(description="net")
+    def net(self, entry: LedgerEntry) -> str:
+        return money(entry.net_cents, entry.currency)
+
+    @admin.display(description="VAT")
+    def vat(self, entry: LedgerEntry) -> str:
+        return money(entry.vat_cents, entry.currency)
+
+    @admin.display(description="gross")
+    def gross(self, entry: LedgerEntry) -> str:
+        return money(entry.gross_cents, entry.currency)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "type", "received_at", "processed_at", "attempts", "last_error"]
+    list_filter = ["type", ("processed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["event_id"]
+    actions = ["process_again"]
+
+    @admin.action(description="Queue unprocessed events for processing again")
+    def process_again(self, request, queryset):
+        pending = list(queryset.filter(processed_at__isnull=True).values_list("pk", flat=True))
+        for pk in pending:
+            process_stripe_event.delay(pk)
+        self.message_user(request, f"{len(pending)} event(s) queued.", messages.SUCCESS)
+
+    def has_change_permission(self, request, obj=None):
+        # Actions need the change permission; the fields stay read-only (no editable fields).
+        return request.user.has_perm("billing.change_stripeevent")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in StripeEvent._meta.fields]
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(ReadOnlyAdmin):
+    list_display = ["country", "percentage", "stripe_tax_rate_id"]
+
+
+@admin.register(BillingAccount)
+class BillingAccountAdmin(ReadOnlyAdmin):
+    list_display = ["user", "stripe_customer_id", "created_at"]
+    search_fields = ["user__email", "stripe_customer_id"]

@@ -1,0 +1,105 @@
+"""The catalog in Stripe: plans as products and prices, VAT rates as tax rates.
+
+Pushing is idempotent (Idempotency-Key per plan and amount; ids kept on the rows). A changed
+price creates a new Stripe price and archives the old one for new sign-ups; Stripe never lets a
+price's amount change, so customers paying the old price keep paying it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from billing import stripe_client
+from billing.models import Plan, TaxRate
+from billing.vat import VatSituation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    plan: Plan
+    product_created: bool
+    price_created: bool
+    archived_price: str
+
+
+def plan_description(plan: Plan) -> str:
+    cores = "dedicated cores" if plan.dedicated_cores else "vCPU"
+    return (
+        f"{plan.vcpus} {cores}, {plan.memory_mib // 1024} GB RAM, {plan.disk_gib} GB "
+        f"{plan.get_storage_class_display()}, {plan.traffic_tb} TB traffic"
+    )
+
+
+def plan_sync(plan: Plan) -> SyncResult:
+    """Make Stripe's product and current price match the plan row."""
+    product_created = price_created = False
+    archived = ""
+    if not plan.stripe_product_id:
+        product = stripe_client.product_create(
+            name=plan.name,
+            description=plan_description(plan),
+            metadata={"plan_id": str(plan.pk), "plan_slug": plan.slug, "family": plan.family},
+            idempotency_key=f"plan-{plan.pk}-product",
+        )
+        plan.stripe_product_id = product["id"]
+        product_created = True
+        Plan.objects.filter(pk=plan.pk).update(stripe_product_id=plan.stripe_product_id)
+    else:
+        stripe_client.product_update(
+            plan.stripe_product_id,
+            name=plan.name,
+            description=plan_description(plan),
+            active=plan.active,
+        )
+    if not plan.stripe_in_sync:
+        old = plan.stripe_price_id
+        price = stripe_client.price_create(
+            product_id=plan.stripe_product_id,
+            unit_amount=plan.price_cents,
+            currency=plan.currency,
+            metadata={"plan_id": str(plan.pk)},
+            idempotency_key=f"plan-{plan.pk}-price-{plan.price_cents}-{plan.currency}",
+        )
+        plan.stripe_price_id = price["id"]
+        plan.stripe_price_cents = plan.price_cents
+        price_created = True
+        Plan.objects.filter(pk=plan.pk).update(
+            stripe_price_id=plan.stripe_price_id, stripe_price_cents=plan.stripe_price_cents
+        )
+        if old and old != plan.stripe_price_id:
+            stripe_client.price_deactivate(old)
+            archived = old
+    logger.info(
+        "plan %s synced: product %s, price %s",
+        plan.slug,
+        plan.stripe_product_id,
+        plan.stripe_price_id,
+    )
+    return SyncResult(plan, product_created, price_created, archived)
+
+
+def tax_rate_id(situation: VatSituation) -> str | None:
+    """The Stripe tax rate for the situation's VAT, created once; None when no VAT is charged."""
+    if not situation.charges_vat:
+        return None
+    existing = TaxRate.objects.filter(country=situation.country, percentage=situation.rate).first()
+    if existing:
+        return existing.stripe_tax_rate_id
+    percentage = f"{situation.rate.normalize():f}"
+    created = stripe_client.tax_rate_create(
+        country=situation.country,
+        percentage=percentage,
+        idempotency_key=f"vat-{situation.country}-{percentage}",
+    )
+    with transaction.atomic():
+        row, _ = TaxRate.objects.get_or_create(
+            country=situation.country,
+            percentage=situation.rate,
+            defaults={"stripe_tax_rate_id": created["id"]},
+        )
+    return row.stripe_tax_rate_id

@@ -1,0 +1,157 @@
+"""What a stored Stripe event does. Each handler re-reads the object from Stripe, so the end
+state is Stripe's current state whatever order, or how often, the deliveries came in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing import ledger, stripe_client
+from billing.models import BillingAccount, Order, StripeEvent, Subscription
+from billing.orders import order_mark_paid
+
+logger = logging.getLogger(__name__)
+
+PAID_SESSION = {"paid", "no_payment_required"}
+# A subscription in these states has been paid for at least once.
+PAID_SUBSCRIPTION = {"active", "trialing", "past_due", "unpaid"}
+
+
+def _order_for(subscription: dict) -> Order | None:
+    order_id = (subscription.get("metadata") or {}).get("order_id")
+    order = Order.objects.filter(pk=order_id).first() if order_id else None
+    if order is None:
+        order = Order.objects.filter(stripe_subscription_id=subscription["id"]).first()
+    if order is None:
+        return None
+    account = BillingAccount.objects.filter(user=order.owner_id).first()
+    if account is None or account.stripe_customer_id != subscription.get("customer"):
+        logger.warning(
+            "subscription %s names order %s of another customer; ignored",
+            subscription["id"],
+            order.pk,
+        )
+        return None
+    return order
+
+
+def subscription_refresh(subscription_id: str, *, first_invoice_paid: bool = False) -> None:
+    """Mirror Stripe's subscription; a paid first invoice also pays the order."""
+    subscription = stripe_client.subscription_retrieve(subscription_id)
+    order = _order_for(subscription)
+    if order is None:
+        logger.info("subscription %s is not one of our orders; ignored", subscription_id)
+        return
+    if first_invoice_paid and subscription.get("status") in PAID_SUBSCRIPTION:
+        order_mark_paid(
+            order_id=order.pk,
+            subscription_id=subscription_id,
+            reason="Payment received; build queued.",
+        )
+    items = (subscription.get("items") or {}).get("data") or [{}]
+    item = items[0]
+    Subscription.objects.update_or_create(
+        stripe_subscription_id=subscription_id,
+        defaults={
+            "order": order,
+            "owner_id": order.owner_id,
+            "stripe_price_id": (item.get("price") or {}).get("id", ""),
+            "status": subscription.get("status") or "",
+            "current_period_start": ledger.when(item.get("current_period_start")),
+            "current_period_end": ledger.when(item.get("current_period_end")),
+            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
+            "canceled_at": ledger.when(subscription.get("canceled_at")),
+        },
+    )
+
+
+def on_checkout_completed(obj: dict, event: StripeEvent) -> None:
+    session = stripe_client.checkout_session_retrieve(obj["id"])
+    if session.get("mode") != "subscription" or not session.get("subscription"):
+        return
+    if session.get("status") != "complete" or session.get("payment_status") not in PAID_SESSION:
+        return
+    subscription_refresh(session["subscription"], first_invoice_paid=True)
+
+
+def on_invoice_changed(obj: dict, event: StripeEvent) -> None:
+    invoice = stripe_client.invoice_retrieve(obj["id"])
+    ledger.invoice_mirror(invoice)
+    ledger.invoice_issued(invoice, event.event_id)
+    if invoice.get("status") == "paid":
+        ledger.invoice_paid(invoice, event.event_id)
+    subscription_id = ledger.subscription_of(invoice)
+    if subscription_id:
+        subscription_refresh(
+            subscription_id,
+            first_invoice_paid=invoice.get("status") == "paid"
+            and invoice.get("billing_reason") == "subscription_create",
+        )
+
+
+def on_subscription_changed(obj: dict, event: StripeEvent) -> None:
+    subscription_refresh(obj["id"])
+
+
+def on_refund(obj: dict, event: StripeEvent) -> None:
+    ledger.refund_recorded(stripe_client.refund_retrieve(obj["id"]), event.event_id)
+
+
+def on_credit_note(obj: dict, event: StripeEvent) -> None:
+    credit_note = stripe_client.credit_note_retrieve(obj["id"])
+    invoice = stripe_client.invoice_retrieve(credit_note["invoice"])
+    ledger.credit_note_recorded(credit_note, invoice, event.event_id)
+
+
+HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
+    "checkout.session.completed": on_checkout_completed,
+    "checkout.session.async_payment_succeeded": on_checkout_completed,
+    "invoice.created": on_invoice_changed,
+    "invoice.finalized": on_invoice_changed,
+    "invoice.updated": on_invoice_changed,
+    "invoice.paid": on_invoice_changed,
+    "invoice.payment_succeeded": on_invoice_changed,
+    "invoice.payment_failed": on_invoice_changed,
+    "invoice.voided": on_invoice_changed,
+    "customer.subscription.created": on_subscription_changed,
+    "customer.subscription.updated": on_subscription_changed,
+    "customer.subscription.deleted": on_subscription_changed,
+    "refund.created": on_refund,
+    "refund.updated": on_refund,
+    "credit_note.created": on_credit_note,
+}
+
+
+def event_store(event: dict) -> tuple[StripeEvent, bool]:
+    """Keep a verified delivery (once per event id); returns (row, whether it is new)."""
+    return StripeEvent.objects.get_or_create(
+        event_id=event["id"],
+        defaults={"type": event["type"], "payload": event},
+    )
+
+
+def event_process(event_pk: int) -> str:
+    """Run the event's handler once. Raises (for a retry) when Stripe is unreachable."""
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.select_for_update().get(pk=event_pk)
+            if event.processed_at:
+                return "already processed"
+            handler = HANDLERS.get(event.type)
+            if handler is not None:
+                handler(event.payload["data"]["object"], event)
+            StripeEvent.objects.filter(pk=event_pk).update(
+                processed_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+            )
+    except Exception as error:
+        StripeEvent.objects.filter(pk=event_pk).update(
+            attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        raise
+    outcome = "processed" if handler else "ignored (no handler)"
+    logger.info("stripe event %s (%s): %s", event.event_id, event.type, outcome)
+    return outcome

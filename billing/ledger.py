@@ -1,0 +1,229 @@
+"""Ledger rows from Stripe's objects, and the invoice mirror for the billing page.
+
+Every amount here is Stripe's (the invoice is the legal document); nothing is read from orders.
+A row is written once per (kind, Stripe object): replays and duplicates find it there already.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from accounts.vat import EU_COUNTRIES
+from billing.models import BillingAccount, Invoice, LedgerEntry, Plan, TaxRate
+from billing.vat import DOMESTIC, EU_B2C, OUTSIDE_EU, REVERSE_CHARGE
+
+logger = logging.getLogger(__name__)
+Kind = LedgerEntry.Kind
+
+
+def when(timestamp: int | None) -> datetime.datetime | None:
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC) if timestamp else None
+
+
+def _taxes(obj: dict) -> int:
+    return sum(tax.get("amount") or 0 for tax in obj.get("total_taxes") or [])
+
+
+def _tax_rate(obj: dict) -> Decimal | None:
+    for tax in obj.get("total_taxes") or []:
+        rate_id = (tax.get("tax_rate_details") or {}).get("tax_rate")
+        row = TaxRate.objects.filter(stripe_tax_rate_id=rate_id).first() if rate_id else None
+        if row:
+            return row.percentage
+    return None
+
+
+def treatment_of(invoice: dict) -> tuple[str, str, Decimal | None]:
+    """(treatment, country, rate) as the invoice shows them."""
+    country = ((invoice.get("customer_address") or {}).get("country") or "").upper()
+    if _taxes(invoice):
+        rate = _tax_rate(invoice)
+        return (DOMESTIC if country == settings.SELLER_COUNTRY else EU_B2C), country, rate
+    if invoice.get("customer_tax_exempt") == "reverse" and country in EU_COUNTRIES:
+        return REVERSE_CHARGE, country, Decimal("0")
+    if country and country not in EU_COUNTRIES:
+        return OUTSIDE_EU, country, Decimal("0")
+    return "", country, Decimal("0")
+
+
+def _owner(customer_id: str):
+    account = BillingAccount.objects.filter(stripe_customer_id=customer_id).first()
+    return account.user if account else None
+
+
+def _plan_of(invoice: dict) -> Plan | None:
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        details = (line.get("pricing") or {}).get("price_details") or {}
+        product = details.get("product")
+        if product:
+            plan = Plan.objects.filter(stripe_product_id=product).first()
+            if plan:
+                return plan
+    return None
+
+
+def subscription_of(invoice: dict) -> str:
+    parent = invoice.get("parent") or {}
+    return (parent.get("subscription_details") or {}).get("subscription") or ""
+
+
+def _record(**fields) -> LedgerEntry | None:
+    """Append one row unless (kind, object) is already in the ledger."""
+    if LedgerEntry.objects.filter(
+        kind=fields["kind"], stripe_object_id=fields["stripe_object_id"]
+    ).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return LedgerEntry.objects.create(**fields)
+    except IntegrityError:  # a concurrent delivery wrote it first
+        return None
+
+
+def invoice_mirror(invoice: dict) -> Invoice | None:
+    owner = _owner(invoice.get("customer") or "")
+    if owner is None:
+        logger.warning(
+            "invoice %s: customer %s is not ours", invoice["id"], invoice.get("customer")
+        )
+        return None
+    lines = (invoice.get("lines") or {}).get("data") or []
+    periods = [line.get("period") or {} for line in lines]
+    values = {
+        "owner": owner,
+        "stripe_subscription_id": subscription_of(invoice),
+        "number": invoice.get("number") or "",
+        "status": invoice.get("status") or "",
+        "currency": (invoice.get("currency") or "eur").upper(),
+        "subtotal_cents": invoice.get("total_excluding_tax") or invoice.get("subtotal") or 0,
+        "tax_cents": _taxes(invoice),
+        "total_cents": invoice.get("total") or 0,
+        "amount_paid_cents": invoice.get("amount_paid") or 0,
+        "hosted_invoice_url": invoice.get("hosted_invoice_url") or "",
+        "invoice_pdf": invoice.get("invoice_pdf") or "",
+        "issued_at": when(invoice.get("created")),
+        "period_start": when(min((p.get("start") for p in periods if p.get("start")), default=0)),
+        "period_end": when(max((p.get("end") for p in periods if p.get("end")), default=0)),
+    }
+    row, _ = Invoice.objects.update_or_create(stripe_invoice_id=invoice["id"], defaults=values)
+    return row
+
+
+def _invoice_fields(invoice: dict, event_id: str) -> dict:
+    treatment, country, rate = treatment_of(invoice)
+    vat = _taxes(invoice)
+    gross = invoice.get("total") or 0
+    return {
+        "customer": _owner(invoice.get("customer") or ""),
+        "currency": (invoice.get("currency") or "eur").upper(),
+        "net_cents": gross - vat,
+        "vat_cents": vat,
+        "gross_cents": gross,
+        "country": country,
+        "vat_treatment": treatment,
+        "vat_rate": rate,
+        "plan": _plan_of(invoice),
+        "stripe_invoice_id": invoice["id"],
+        "stripe_customer_id": invoice.get("customer") or "",
+        "stripe_event_id": event_id,
+    }
+
+
+def invoice_issued(invoice: dict, event_id: str) -> None:
+    if invoice.get("status") in (None, "draft"):
+        return
+    transitions = invoice.get("status_transitions") or {}
+    fields = _invoice_fields(invoice, event_id)
+    _record(
+        kind=Kind.INVOICE_ISSUED,
+        stripe_object_id=invoice["id"],
+        occurred_at=when(transitions.get("finalized_at") or invoice.get("created")),
+        description=f"Invoice {invoice.get('number') or invoice['id']}",
+        **fields,
+    )
+
+
+def invoice_paid(invoice: dict, event_id: str) -> None:
+    """The issued row (if the finalized event was missed), the paid row and the payment."""
+    if invoice.get("status") != "paid":
+        return
+    invoice_issued(invoice, event_id)
+    transitions = invoice.get("status_transitions") or {}
+    paid_at = when(transitions.get("paid_at") or invoice.get("created"))
+    fields = _invoice_fields(invoice, event_id)
+    number = invoice.get("number") or invoice["id"]
+    _record(
+        kind=Kind.INVOICE_PAID,
+        stripe_object_id=invoice["id"],
+        occurred_at=paid_at,
+        description=f"Invoice {number} paid",
+        **fields,
+    )
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        if payment.get("status") not in (None, "paid"):
+            continue
+        ref = payment.get("payment") or {}
+        payment_id = ref.get("payment_intent") or ref.get("charge") or payment.get("id")
+        amount = payment.get("amount_paid") or 0
+        vat = _share(fields["vat_cents"], amount, fields["gross_cents"])
+        _record(
+            kind=Kind.PAYMENT,
+            stripe_object_id=payment_id,
+            occurred_at=when((payment.get("status_transitions") or {}).get("paid_at")) or paid_at,
+            description=f"Card payment for invoice {number}",
+            **(fields | {"net_cents": amount - vat, "vat_cents": vat, "gross_cents": amount}),
+        )
+
+
+def _share(vat: int, part: int, whole: int) -> int:
+    """The VAT inside `part` of a `whole` that carried `vat` (rounded half up)."""
+    if not whole:
+        return 0
+    return int((Decimal(vat) * part / whole).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def refund_recorded(refund: dict, event_id: str) -> None:
+    if refund.get("status") != "succeeded":
+        return
+    paid_with = refund.get("payment_intent") or refund.get("charge") or ""
+    payment = LedgerEntry.objects.filter(kind=Kind.PAYMENT, stripe_object_id=paid_with).first()
+    amount = refund.get("amount") or 0
+    vat = _share(payment.vat_cents, amount, payment.gross_cents) if payment else 0
+    _record(
+        kind=Kind.REFUND,
+        stripe_object_id=refund["id"],
+        occurred_at=when(refund.get("created")),
+        customer=payment.customer if payment else _owner(refund.get("customer") or ""),
+        currency=(refund.get("currency") or "eur").upper(),
+        net_cents=-(amount - vat),
+        vat_cents=-vat,
+        gross_cents=-amount,
+        country=payment.country if payment else "",
+        vat_treatment=payment.vat_treatment if payment else "",
+        vat_rate=payment.vat_rate if payment else None,
+        plan=payment.plan if payment else None,
+        description=f"Refund of {paid_with}",
+        stripe_invoice_id=payment.stripe_invoice_id if payment else "",
+        stripe_customer_id=refund.get("customer") or "",
+        stripe_event_id=event_id,
+    )
+
+
+def credit_note_recorded(credit_note: dict, invoice: dict, event_id: str) -> None:
+    if credit_note.get("status") == "void":
+        return
+    fields = _invoice_fields(invoice, event_id)
+    vat = _taxes(credit_note)
+    gross = credit_note.get("total") or 0
+    _record(
+        kind=Kind.CREDIT_NOTE,
+        stripe_object_id=credit_note["id"],
+        occurred_at=when(credit_note.get("created")),
+        description=f"Credit note {credit_note.get('number') or credit_note['id']}",
+        **(fields | {"net_cents": -(gross - vat), "vat_cents": -vat, "gross_cents": -gross}),
+    )

@@ -1,0 +1,316 @@
+"""Money: the catalog, orders, Stripe's customers/subscriptions/invoices mirrored, the ledger."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from billing.vat import TREATMENT_CHOICES, VatSituation
+from instances.models import Family, Instance, Location, OSImage, StorageClass
+
+
+def money(cents: int, currency: str = "EUR") -> str:
+    """`499, "EUR"` → `€4.99`; negative amounts keep their sign."""
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency.upper(), currency.upper() + " ")
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}{symbol}{whole:,}.{rest:02d}"
+
+
+class Plan(models.Model):
+    """One size of one product line, as sold. Prices are integer cents, excluding VAT."""
+
+    family = models.CharField(max_length=16, choices=Family.choices)
+    name = models.CharField(max_length=60, help_text="Size name, e.g. NVMe VPS M")
+    slug = models.SlugField(max_length=60, unique=True)
+    vcpus = models.PositiveSmallIntegerField("vCPUs")
+    dedicated_cores = models.BooleanField(default=False)
+    memory_mib = models.PositiveIntegerField("RAM (MiB)")
+    disk_gib = models.PositiveIntegerField("disk (GiB)")
+    storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
+    traffic_tb = models.PositiveSmallIntegerField("traffic (TB/month)", default=32)
+    price_cents = models.PositiveIntegerField("monthly price (cents, excl. VAT)")
+    currency = models.CharField(max_length=3, default="EUR")
+    setup_fee_cents = models.PositiveIntegerField("setup fee (cents, excl. VAT)", default=0)
+    active = models.BooleanField(default=True, help_text="Offered to new orders")
+    display_order = models.PositiveSmallIntegerField(default=0)
+    stripe_product_id = models.CharField(max_length=64, blank=True)
+    stripe_price_id = models.CharField(
+        max_length=64, blank=True, help_text="The Stripe price new orders use (set by sync)"
+    )
+    stripe_price_cents = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The amount stripe_price_id charges"
+    )
+
+    class Meta:
+        ordering = ["family", "display_order", "price_cents"]
+        constraints = [models.CheckConstraint(condition=Q(vcpus__gt=0), name="plan_has_vcpus")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / 1024
+
+    @property
+    def price(self) -> str:
+        return money(self.price_cents, self.currency)
+
+    @property
+    def stripe_in_sync(self) -> bool:
+        return bool(self.stripe_price_id) and self.stripe_price_cents == self.price_cents
+
+
+class TaxRate(models.Model):
+    """A Stripe tax rate we created, one per (country, percentage)."""
+
+    country = models.CharField(max_length=2)
+    percentage = models.DecimalField(max_digits=5, decimal_places=2)
+    stripe_tax_rate_id = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["country", "percentage"], name="taxrate_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"VAT {self.country} {self.percentage}%"
+
+
+class BillingAccount(models.Model):
+    """The customer's Stripe customer."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="billing_account"
+    )
+    stripe_customer_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.stripe_customer_id})"
+
+
+class Order(models.Model):
+    """A customer's order for one server; amounts are fixed by the server when it is placed."""
+
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "awaiting payment"
+        PAID = "paid"
+        CANCELED = "canceled"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="orders")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="+")
+    hostname = models.CharField(max_length=63)
+    ssh_key_ids = models.JSONField(default=list, blank=True)
+    generate_password = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT
+    )
+    # The quote the customer saw (server-computed), kept for support; Stripe's invoice is the bill.
+    currency = models.CharField(max_length=3)
+    monthly_net_cents = models.PositiveIntegerField()
+    monthly_vat_cents = models.PositiveIntegerField()
+    setup_net_cents = models.PositiveIntegerField()
+    setup_vat_cents = models.PositiveIntegerField()
+    vat_treatment = models.CharField(max_length=20, choices=TREATMENT_CHOICES)
+    vat_country = models.CharField(max_length=2)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    vat_id = models.CharField(max_length=20, blank=True)
+    stripe_price_id = models.CharField(max_length=64)
+    stripe_checkout_session_id = models.CharField(max_length=80, blank=True)
+    stripe_subscription_id = models.CharField(max_length=64, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # One paid order → exactly one server: a unique column, not only code.
+    instance = models.OneToOneField(
+        Instance, null=True, blank=True, on_delete=models.PROTECT, related_name="order"
+    )
+    # A generated root password waits here, encrypted, until the customer has seen it once.
+    root_password_encrypted = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(instance__isnull=True) | Q(status="paid"),
+                name="order_instance_only_when_paid",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_subscription_id"],
+                condition=~Q(stripe_subscription_id=""),
+                name="order_unique_subscription",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk} ({self.plan}, {self.hostname})"
+
+    @property
+    def external_ref(self) -> str:
+        """What the server is created under: asking twice for one order finds the same server."""
+        return f"order:{self.pk}"
+
+    @property
+    def first_total_cents(self) -> int:
+        return (
+            self.monthly_net_cents
+            + self.monthly_vat_cents
+            + self.setup_net_cents
+            + self.setup_vat_cents
+        )
+
+    @property
+    def vat_situation(self) -> VatSituation:
+        return VatSituation(self.vat_treatment, self.vat_country, self.vat_rate, self.vat_id)
+
+    @property
+    def is_payable(self) -> bool:
+        return self.status == self.Status.AWAITING_PAYMENT
+
+
+class Subscription(models.Model):
+    """Stripe's subscription for an order, mirrored (always re-read from Stripe, never guessed)."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="subscription")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    stripe_subscription_id = models.CharField(max_length=64, unique=True)
+    stripe_price_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=24)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-order__created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_subscription_id} ({self.status})"
+
+    @property
+    def is_current(self) -> bool:
+        return self.status not in {"canceled", "incomplete_expired"}
+
+
+class Invoice(models.Model):
+    """Stripe's invoice, mirrored for the billing page (Stripe's is the legal invoice)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
+    )
+    stripe_invoice_id = models.CharField(max_length=64, unique=True)
+    stripe_subscription_id = models.CharField(max_length=64, blank=True)
+    number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16)
+    currency = models.CharField(max_length=3)
+    subtotal_cents = models.IntegerField()
+    tax_cents = models.IntegerField()
+    total_cents = models.IntegerField()
+    amount_paid_cents = models.IntegerField(default=0)
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
+    invoice_pdf = models.URLField(max_length=500, blank=True)
+    issued_at = models.DateTimeField()
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number or self.stripe_invoice_id
+
+
+class StripeEvent(models.Model):
+    """A webhook delivery as received; processed after commit by billing.tasks."""
+
+    event_id = models.CharField(max_length=80, unique=True)
+    type = models.CharField(max_length=80)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="stripeevent_unprocessed",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class LedgerEntry(models.Model):
+    """Append-only money movements for finance; exports read only this table.
+
+    Written from Stripe's objects (never from order state). One row per (kind, Stripe object):
+    a replayed webhook finds its row already there. Rows are never updated or deleted.
+    """
+
+    class Kind(models.TextChoices):
+        INVOICE_ISSUED = "invoice_issued", "invoice issued"
+        INVOICE_PAID = "invoice_paid", "invoice paid"
+        PAYMENT = "payment"
+        REFUND = "refund"
+        CREDIT_NOTE = "credit_note", "credit note"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+    )
+    currency = models.CharField(max_length=3)
+    net_cents = models.BigIntegerField()
+    vat_cents = models.BigIntegerField()
+    gross_cents = models.BigIntegerField()
+    country = models.CharField(max_length=2, blank=True)
+    vat_treatment = models.CharField(max_length=20, choices=TREATMENT_CHOICES, blank=True)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT)
+    description = models.CharField(max_length=200, blank=True)
+    stripe_object_id = models.CharField(max_length=80)
+    stripe_invoice_id = models.CharField(max_length=80, blank=True)
+    stripe_customer_id = models.CharField(max_length=80, blank=True)
+    stripe_event_id = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "pk"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "stripe_object_id"], name="ledger_once"),
+            models.CheckConstraint(
+                condition=Q(gross_cents=models.F("net_cents") + models.F("vat_cents")),
+                name="ledger_gross_is_net_plus_vat",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.stripe_object_id} {money(self.gross_cents, self.currency)}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Ledger entries are append-only; record a correcting entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Ledger entries are append-only; record a correcting entry instead.")

@@ -1,0 +1,294 @@
+"""Orders: placing one (every amount computed here), paying it through Stripe Checkout, and
+turning a paid order into exactly one server."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import SSHKey, User
+from accounts.services import profile_for
+from billing import catalog, stripe_client
+from billing.models import BillingAccount, Order, Plan
+from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
+from instances import selectors as instance_selectors
+from instances.models import OSImage
+from instances.services import HOSTNAME, InstanceError, InstanceSpec, instance_create
+from portal import secrets
+
+logger = logging.getLogger(__name__)
+
+
+class OrderError(Exception):
+    """An order that cannot be placed or paid; the message is for the customer."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def spec_of(plan: Plan) -> InstanceSpec:
+    return InstanceSpec(
+        family=plan.family,
+        plan_name=plan.name,
+        vcpus=plan.vcpus,
+        dedicated_cores=plan.dedicated_cores,
+        memory_mib=plan.memory_mib,
+        disk_gib=plan.disk_gib,
+        storage_class=plan.storage_class,
+    )
+
+
+def quote_for(user: User, plan: Plan):
+    profile = profile_for(user)
+    if profile is None:
+        raise OrderError("Complete your billing profile before ordering.")
+    return quote(
+        monthly_cents=plan.price_cents,
+        setup_cents=plan.setup_fee_cents,
+        currency=plan.currency,
+        situation=situation_of(profile),
+    )
+
+
+def order_place(
+    *,
+    owner: User,
+    plan_id: int,
+    location_id: int,
+    os_image_id: int,
+    hostname: str,
+    ssh_key_ids: list[int],
+    generate_password: bool,
+) -> Order:
+    """Check the choices against the database (never the browser) and record the order."""
+    plan = Plan.objects.filter(pk=plan_id, active=True).first()
+    if plan is None:
+        raise OrderError("That plan is not offered any more; choose another.", field="plan")
+    if not plan.stripe_in_sync:
+        raise OrderError("That plan cannot be ordered right now; please try again later.")
+    location = instance_selectors.orderable_locations().filter(pk=location_id).first()
+    if location is None:
+        raise OrderError("Choose one of the locations offered.", field="location")
+    image = instance_selectors.images_for_location(location).filter(pk=os_image_id).first()
+    if image is None:
+        raise OrderError(f"Choose an operating system offered in {location.name}.", "os_image")
+    hostname = (hostname or "").strip().lower()
+    if not HOSTNAME.fullmatch(hostname):
+        raise OrderError(
+            "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or "
+            "ending with a hyphen (e.g. web-1).",
+            field="hostname",
+        )
+    key_ids = sorted({int(k) for k in ssh_key_ids})
+    if SSHKey.objects.filter(owner=owner, pk__in=key_ids).count() != len(key_ids):
+        raise OrderError("One of the chosen SSH keys is not yours.", field="ssh_keys")
+    if not key_ids and not generate_password:
+        raise OrderError("Choose at least one SSH key or ask for a root password.", "ssh_keys")
+    if plan.disk_gib < image.min_disk_gib:
+        raise OrderError(f"{image.name} needs at least {image.min_disk_gib} GB of disk.")
+    if not instance_selectors.can_take(location, spec_of(plan)):
+        raise OrderError(
+            f"{plan.name} is sold out in {location.name}; choose another location or size.",
+            field="location",
+        )
+    amounts = quote_for(owner, plan)
+    situation = amounts.situation
+    return Order.objects.create(
+        owner=owner,
+        plan=plan,
+        location=location,
+        os_image=image,
+        hostname=hostname,
+        ssh_key_ids=key_ids,
+        generate_password=generate_password,
+        currency=plan.currency,
+        monthly_net_cents=amounts.monthly_net,
+        monthly_vat_cents=amounts.monthly_vat,
+        setup_net_cents=amounts.setup_net,
+        setup_vat_cents=amounts.setup_vat,
+        vat_treatment=situation.treatment,
+        vat_country=situation.country,
+        vat_rate=situation.rate,
+        vat_id=situation.vat_id,
+        stripe_price_id=plan.stripe_price_id,
+    )
+
+
+# --- Paying -----------------------------------------------------------------------------------
+
+
+def _customer_params(user: User) -> dict:
+    profile = profile_for(user)
+    situation = situation_of(profile)
+    tax_exempt = {REVERSE_CHARGE: "reverse", OUTSIDE_EU: "exempt"}.get(situation.treatment, "none")
+    return {
+        "email": user.email,
+        "name": profile.company or profile.full_name,
+        "phone": profile.phone,
+        "address": {
+            "line1": profile.address_line1,
+            "line2": profile.address_line2,
+            "postal_code": profile.postal_code,
+            "city": profile.city,
+            "country": str(profile.country),
+        },
+        "tax_exempt": tax_exempt,
+        "metadata": {"user_id": str(user.pk), "vat_id": profile.vat_id},
+    }
+
+
+def customer_for(user: User) -> str:
+    """The customer's Stripe customer id, created on first checkout and kept up to date."""
+    params = _customer_params(user)
+    account = BillingAccount.objects.filter(user=user).first()
+    if account:
+        stripe_client.customer_update(account.stripe_customer_id, params=params)
+        return account.stripe_customer_id
+    customer = stripe_client.customer_create(params=params, idempotency_key=f"user-{user.pk}")
+    account, _ = BillingAccount.objects.get_or_create(
+        user=user, defaults={"stripe_customer_id": customer["id"]}
+    )
+    return account.stripe_customer_id
+
+
+def checkout_url(order: Order) -> str:
+    """A Stripe Checkout page for the order: the open session again, or a new one."""
+    if not order.is_payable:
+        raise OrderError("This order is not awaiting payment.")
+    if order.stripe_checkout_session_id:
+        session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
+        if session.get("status") == "open":
+            return session["url"]
+        if session.get("status") == "complete":
+            raise OrderError("This order is paid; your server is on its way.")
+    plan = order.plan
+    rate_id = catalog.tax_rate_id(order.vat_situation)
+    tax_rates = [rate_id] if rate_id else []
+    line_items = [{"price": order.stripe_price_id, "quantity": 1, "tax_rates": tax_rates}]
+    if order.setup_net_cents:
+        line_items.append(
+            {
+                "price_data": {
+                    "currency": order.currency.lower(),
+                    "product": plan.stripe_product_id,
+                    "unit_amount": order.setup_net_cents,
+                    "tax_behavior": "exclusive",
+                },
+                "quantity": 1,
+                "tax_rates": tax_rates,
+            }
+        )
+    order_url = settings.SITE_URL + reverse("billing:order", args=[order.pk])
+    metadata = {"order_id": str(order.pk), "user_id": str(order.owner_id)}
+    session = stripe_client.checkout_session_create(
+        params={
+            "mode": "subscription",
+            "customer": customer_for(order.owner),
+            "client_reference_id": str(order.pk),
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "line_items": line_items,
+            "success_url": order_url + "?paid=1",
+            "cancel_url": order_url,
+        },
+        idempotency_key=f"order-{order.pk}-checkout-after-{order.stripe_checkout_session_id or 0}",
+    )
+    Order.objects.filter(pk=order.pk).update(stripe_checkout_session_id=session["id"])
+    return session["url"]
+
+
+def order_cancel(order: Order) -> None:
+    if not order.is_payable:
+        raise OrderError("Only an order awaiting payment can be cancelled.")
+    Order.objects.filter(pk=order.pk, status=Order.Status.AWAITING_PAYMENT).update(
+        status=Order.Status.CANCELED, updated_at=timezone.now()
+    )
+
+
+def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Order:
+    """Record the payment and ask for the server, once, however often Stripe tells us.
+
+    The order row lock serialises concurrent deliveries; Order.instance (unique) and the
+    instance's external_ref (unique) make a second server impossible even without it.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.instance_id:
+            return order
+        if order.stripe_subscription_id and order.stripe_subscription_id != subscription_id:
+            raise OrderError(
+                f"Order {order.pk} is already paid by {order.stripe_subscription_id}, "
+                f"not {subscription_id}."
+            )
+        order.status = Order.Status.PAID
+        order.paid_at = order.paid_at or timezone.now()
+        order.stripe_subscription_id = subscription_id
+        try:
+            instance, password = instance_create(
+                owner=order.owner,
+                hostname=order.hostname,
+                location=order.location,
+                os_image=order.os_image,
+                spec=spec_of(order.plan),
+                ssh_key_ids=order.ssh_key_ids,
+                generate_password=order.generate_password,
+                external_ref=order.external_ref,
+                queued_reason=reason,
+            )
+        except InstanceError:
+            # Keys deleted between order and payment: build with a generated password instead
+            # of leaving a paid customer without a server; they see it once on the order page.
+            logger.warning("order %s: ssh keys gone, building with a root password", order.pk)
+            instance, password = instance_create(
+                owner=order.owner,
+                hostname=order.hostname,
+                location=order.location,
+                os_image=order.os_image,
+                spec=spec_of(order.plan),
+                generate_password=True,
+                external_ref=order.external_ref,
+                queued_reason=reason,
+            )
+        order.instance = instance
+        if password:
+            order.root_password_encrypted = secrets.encrypt(password)
+        order.save()
+    logger.info("order %s paid (%s): server %s", order.pk, subscription_id, instance.pk)
+    return order
+
+
+def root_password_reveal(order: Order) -> str | None:
+    """The generated root password, once: it is wiped as it is read."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if not locked.root_password_encrypted:
+            return None
+        password = secrets.decrypt(locked.root_password_encrypted)
+        locked.root_password_encrypted = ""
+        locked.save(update_fields=["root_password_encrypted", "updated_at"])
+    return password
+
+
+def orders_of(user: User):
+    return Order.objects.filter(owner=user).select_related("plan", "location", "instance")
+
+
+def order_of(user: User, order_id: int) -> Order:
+    """The customer's own order, or 404."""
+    return get_object_or_404(orders_of(user), pk=order_id)
+
+
+def choices_for(user: User) -> dict:
+    """What the order form offers this customer."""
+    return {
+        "plans": Plan.objects.filter(active=True).exclude(stripe_price_id=""),
+        "locations": instance_selectors.orderable_locations(),
+        "images": OSImage.objects.filter(active=True).order_by("display_order", "name"),
+        "ssh_keys": SSHKey.objects.filter(owner=user).order_by("name"),
+    }

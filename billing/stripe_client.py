@@ -1,0 +1,219 @@
+"""The one door to Stripe: the only module that imports `stripe`.
+
+Everything returns plain dicts (Stripe's JSON), so no other module depends on the package's
+types. `STRIPE_API_BASE` points the same code at another address (the sandbox in development
+and tests); unset, it talks to api.stripe.com. The API version is pinned: webhook payloads and
+objects have the shapes of that version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2026-10-28.endive"
+
+
+class StripeError(Exception):
+    """Stripe refused or could not be reached; `message` is safe to show a customer."""
+
+    def __init__(self, message: str, *, code: str = "", transient: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+class SignatureError(StripeError):
+    """A webhook whose signature or timestamp does not check out."""
+
+
+def _client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        raise StripeError("Payments are not configured (STRIPE_SECRET_KEY is empty).")
+    bases = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        stripe_version=API_VERSION,
+        base_addresses=bases,
+        max_network_retries=2,
+    )
+
+
+def _plain(obj: Any) -> Any:
+    return obj.to_dict() if hasattr(obj, "to_dict") else obj
+
+
+def _call(what: str, fn, *args, **kwargs) -> dict:
+    try:
+        return _plain(fn(*args, **kwargs))
+    except stripe.CardError as error:
+        raise StripeError(error.user_message or "The card was declined.", code="card") from error
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        logger.warning("stripe %s: unreachable or busy: %s", what, error)
+        raise StripeError(
+            "The payment service is not reachable right now; please try again in a minute.",
+            transient=True,
+        ) from error
+    except stripe.StripeError as error:
+        status = getattr(error, "http_status", None) or 0
+        logger.warning("stripe %s failed (%s): %s", what, status, error.user_message or error)
+        raise StripeError(
+            "The payment service refused the request; support has been told.",
+            code=getattr(error, "code", "") or "",
+            transient=status >= 500,
+        ) from error
+
+
+def _options(idempotency_key: str | None) -> dict:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+# --- Catalog -----------------------------------------------------------------------------------
+
+
+def product_create(*, name: str, description: str, metadata: dict, idempotency_key: str) -> dict:
+    params = {"name": name, "description": description, "metadata": metadata}
+    return _call(
+        "product create",
+        _client().v1.products.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+def product_update(product_id: str, *, name: str, description: str, active: bool) -> dict:
+    params = {"name": name, "description": description, "active": active}
+    return _call("product update", _client().v1.products.update, product_id, params=params)
+
+
+def price_create(
+    *,
+    product_id: str,
+    unit_amount: int,
+    currency: str,
+    metadata: dict,
+    idempotency_key: str,
+) -> dict:
+    params = {
+        "product": product_id,
+        "unit_amount": unit_amount,
+        "currency": currency.lower(),
+        "recurring": {"interval": "month"},
+        "tax_behavior": "exclusive",
+        "metadata": metadata,
+    }
+    return _call(
+        "price create", _client().v1.prices.create, params=params, options=_options(idempotency_key)
+    )
+
+
+def price_retrieve(price_id: str) -> dict:
+    return _call("price retrieve", _client().v1.prices.retrieve, price_id)
+
+
+def price_deactivate(price_id: str) -> dict:
+    """Stop offering a price to new subscriptions; existing subscriptions keep paying it."""
+    return _call("price update", _client().v1.prices.update, price_id, params={"active": False})
+
+
+def tax_rate_create(*, country: str, percentage: str, idempotency_key: str) -> dict:
+    params = {
+        "display_name": "VAT",
+        "percentage": percentage,
+        "inclusive": False,
+        "country": country,
+        "jurisdiction": country,
+        "description": f"VAT {country} {percentage}%",
+    }
+    return _call(
+        "tax rate create",
+        _client().v1.tax_rates.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+# --- Customers and checkout ------------------------------------------------------------------
+
+
+def customer_create(*, params: dict, idempotency_key: str) -> dict:
+    return _call(
+        "customer create",
+        _client().v1.customers.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+def customer_update(customer_id: str, *, params: dict) -> dict:
+    return _call("customer update", _client().v1.customers.update, customer_id, params=params)
+
+
+def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
+    return _call(
+        "checkout create",
+        _client().v1.checkout.sessions.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+def checkout_session_retrieve(session_id: str) -> dict:
+    return _call("checkout retrieve", _client().v1.checkout.sessions.retrieve, session_id)
+
+
+def billing_portal_session_create(*, customer_id: str, return_url: str) -> dict:
+    params = {"customer": customer_id, "return_url": return_url}
+    return _call("portal session", _client().v1.billing_portal.sessions.create, params=params)
+
+
+# --- Subscriptions, invoices, money movements ----------------------------------------------
+
+
+def subscription_retrieve(subscription_id: str) -> dict:
+    return _call("subscription retrieve", _client().v1.subscriptions.retrieve, subscription_id)
+
+
+def invoice_retrieve(invoice_id: str) -> dict:
+    return _call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id)
+
+
+def credit_note_retrieve(credit_note_id: str) -> dict:
+    return _call("credit note retrieve", _client().v1.credit_notes.retrieve, credit_note_id)
+
+
+def refund_retrieve(refund_id: str) -> dict:
+    return _call("refund retrieve", _client().v1.refunds.retrieve, refund_id)
+
+
+def prices_list(limit: int = 3) -> dict:
+    return _call("prices list", _client().v1.prices.list, params={"limit": limit})
+
+
+# --- Webhooks --------------------------------------------------------------------------------
+
+
+def event_from_webhook(payload: bytes, signature: str) -> dict:
+    """Verify a webhook delivery (signature and timestamp tolerance) and return the event."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise SignatureError("STRIPE_WEBHOOK_SECRET is not configured.")
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
+        )
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
+        raise SignatureError(str(error)) from error
+    try:
+        event = json.loads(payload)
+    except ValueError as error:
+        raise SignatureError("The payload is not JSON.") from error
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        raise SignatureError("The payload is not a Stripe event.")
+    return event

@@ -1,0 +1,159 @@
+"""Billing fixtures: a shop (location, image, plans pushed to the Stripe sandbox), customers in
+each VAT situation, and helpers that deliver the sandbox's events as signed webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+import stripe
+from django.urls import reverse
+
+from billing import stripe_client
+from billing.catalog import plan_sync
+from billing.models import Plan, StripeEvent
+from billing.orders import checkout_url, order_place
+from instances.models import OSTemplate
+from tests.factories import ProfileFactory, make_location_with_capacity, make_os_image
+
+WEBHOOK_SECRET = "whsec_test_portal"
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+
+
+@pytest.fixture
+def shop(db, stripe_settings):
+    """One location with room, Debian 12 offered there, and three plans in Stripe."""
+    location = make_location_with_capacity()
+    image = make_os_image()
+    OSTemplate.objects.create(image=image, cluster=location.clusters.get(), vmid=9000)
+    plans = {
+        "nvme": Plan.objects.create(
+            family="nvme_vps",
+            name="NVMe VPS S",
+            slug="nvme-vps-s",
+            vcpus=2,
+            memory_mib=4096,
+            disk_gib=75,
+            storage_class="nvme",
+            price_cents=499,
+        ),
+        "storage": Plan.objects.create(
+            family="storage_vps",
+            name="Storage VPS S",
+            slug="storage-vps-s",
+            vcpus=2,
+            memory_mib=4096,
+            disk_gib=400,
+            storage_class="bulk",
+            price_cents=499,
+        ),
+        "vds": Plan.objects.create(
+            family="vds",
+            name="VDS S",
+            slug="vds-s",
+            vcpus=2,
+            dedicated_cores=True,
+            memory_mib=16384,
+            disk_gib=240,
+            storage_class="nvme",
+            price_cents=2999,
+            setup_fee_cents=1000,
+        ),
+    }
+    for plan in plans.values():
+        plan_sync(plan)
+        plan.refresh_from_db()
+    return {"location": location, "image": image, **plans}
+
+
+def customer(email: str, country: str, vat_id: str = "", **profile):
+    return ProfileFactory(
+        user__email=email, country=country, vat_id=vat_id, full_name=email, **profile
+    ).user
+
+
+@pytest.fixture
+def german(db):
+    return customer("hans@example.de", "DE")
+
+
+@pytest.fixture
+def french(db):
+    return customer("marie@example.fr", "FR")
+
+
+@pytest.fixture
+def french_business(db):
+    return customer("compta@example.fr", "FR", "FRXX123456789", company="Exemple SARL")
+
+
+@pytest.fixture
+def american(db):
+    return customer("joe@example.com", "US")
+
+
+def place(owner, shop, plan="nvme", *, keys=(), password=True, hostname="web-1"):
+    return order_place(
+        owner=owner,
+        plan_id=shop[plan].pk,
+        location_id=shop["location"].pk,
+        os_image_id=shop["image"].pk,
+        hostname=hostname,
+        ssh_key_ids=list(keys),
+        generate_password=password,
+    )
+
+
+def pay(sandbox, order, card: str = GOOD_CARD) -> dict:
+    """Open the order's checkout (as the Pay button does) and pay it on the sandbox."""
+    url = checkout_url(order)
+    order.refresh_from_db()
+    assert url.endswith(order.stripe_checkout_session_id)
+    return sandbox.pay(order.stripe_checkout_session_id, card)
+
+
+def stripe_api(sandbox) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        sandbox.api_key,
+        stripe_version=stripe_client.API_VERSION,
+        base_addresses={"api": sandbox.url},
+    )
+
+
+def sandbox_events(sandbox, *types: str) -> list[dict]:
+    """The sandbox's events, oldest first (optionally only these types)."""
+    found = [e.to_dict() for e in stripe_api(sandbox).v1.events.list(params={"limit": 100})]
+    found.reverse()
+    return [event for event in found if not types or event["type"] in types]
+
+
+def signature(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def deliver(client, event: dict, **signing):
+    payload = json.dumps(event).encode()
+    return client.post(
+        reverse("billing:stripe_webhook"),
+        data=payload,
+        content_type="application/json",
+        headers={"stripe-signature": signature(payload, **signing)},
+    )
+
+
+def process_all() -> None:
+    """What the worker does with the stored events (in the order they arrived)."""
+    from billing.events import event_process
+
+    for pk in (
+        StripeEvent.objects.filter(processed_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ):
+        event_process(pk)
