@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import ledger, stripe_client
+from billing import ledger, notifications, stripe_client
 from billing.models import BillingAccount, Order, StripeEvent, Subscription
 from billing.orders import order_mark_paid
 
@@ -80,7 +80,11 @@ def on_checkout_completed(obj: dict, event: StripeEvent) -> None:
 
 def on_invoice_changed(obj: dict, event: StripeEvent) -> None:
     invoice = stripe_client.invoice_retrieve(obj["id"])
-    ledger.invoice_mirror(invoice)
+    mirrored = ledger.invoice_mirror(invoice)
+    if event.type == "invoice.payment_failed" and mirrored and invoice.get("status") == "open":
+        # Once per failed attempt (this event is processed once).
+        next_attempt = ledger.when(invoice.get("next_payment_attempt"))
+        notifications.send_payment_failed(mirrored, next_attempt=next_attempt)
     ledger.invoice_issued(invoice, event.event_id)
     if invoice.get("status") == "paid":
         ledger.invoice_paid(invoice, event.event_id)

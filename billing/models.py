@@ -18,6 +18,10 @@ def money(cents: int, currency: str = "EUR") -> str:
     return f"{sign}{symbol}{whole:,}.{rest:02d}"
 
 
+def default_currency() -> str:
+    return settings.CURRENCY
+
+
 class Plan(models.Model):
     """One size of one product line, as sold. Prices are integer cents, excluding VAT."""
 
@@ -31,7 +35,7 @@ class Plan(models.Model):
     storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
     traffic_tb = models.PositiveSmallIntegerField("traffic (TB/month)", default=32)
     price_cents = models.PositiveIntegerField("monthly price (cents, excl. VAT)")
-    currency = models.CharField(max_length=3, default="EUR")
+    currency = models.CharField(max_length=3, default=default_currency)
     setup_fee_cents = models.PositiveIntegerField("setup fee (cents, excl. VAT)", default=0)
     active = models.BooleanField(default=True, help_text="Offered to new orders")
     display_order = models.PositiveSmallIntegerField(default=0)

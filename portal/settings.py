@@ -323,5 +323,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # proxmoxer logs request bodies (a cloud-init password among them) at INFO.
         "proxmoxer": {"level": "WARNING"},
+        # stripe logs every request line at INFO.
+        "stripe": {"level": "WARNING"},
     },
 }

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from tests.factories import PASSWORD, ProfileFactory, UserFactory
+from tests.pve_world import demo_location, world  # noqa: F401 - shared fixtures
+from tests.stripe_sandbox_fixture import stripe_sandbox, stripe_settings  # noqa: F401
 
 
 def pytest_runtest_setup(item):

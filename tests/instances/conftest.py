@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from instances.models import (
     Cluster,
@@ -21,7 +18,6 @@ from instances.models import (
     StoragePool,
 )
 from instances.proxmox import PveClient
-from sandbox import pve as demo
 
 # --- Proxmox: pve_client and pve_cluster, both on fakepve's `fakepve` fixture -------------------
 # (kept at the top of this file; other fixtures go below)
@@ -86,29 +82,3 @@ def pve_cluster(db, fakepve, fakepve_cafile, settings, tmp_path) -> Cluster:
     )
     OSTemplate.objects.create(image=image, cluster=cluster, vmid=TEMPLATE_VMID)
     return cluster
-
-
-# --- The demo cluster of sandbox/pve.py on the per-test fake, with matching rows ----------------
-
-DEMO_TOKEN_SECRET = "tests-demo-cluster-token"
-
-
-@pytest.fixture
-def world(db, fakepve, fakepve_cafile, tmp_path, settings):
-    """The demo cluster served over TLS, and its Location/Cluster/Node/.../IPPool rows."""
-    settings.VAR_DIR = tmp_path / "var"
-    settings.PROVISIONING_RETRY_BASE = 0.01
-    demo.install_extensions(fakepve)
-    demo.populate(fakepve, token_secret=DEMO_TOKEN_SECRET)
-    facts = demo.cluster_facts(
-        api_url=fakepve.url, token_secret=DEMO_TOKEN_SECRET, ca_pem=Path(fakepve_cafile).read_text()
-    )
-    cluster_file = tmp_path / "cluster.json"
-    cluster_file.write_text(json.dumps(facts))
-    call_command("seed_demo", pve_cluster=cluster_file, allow_production=True, stdout=io.StringIO())
-    return fakepve
-
-
-@pytest.fixture
-def demo_location(world) -> Location:
-    return Location.objects.get(code=demo.LOCATION["code"])

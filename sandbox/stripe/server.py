@@ -1,0 +1,295 @@
+"""The HTTP side: `/v1` (Bearer key, form parameters, Idempotency-Key, Stripe error objects), the
+pages a person sees, and `/_sandbox` controls (clock, webhook endpoint, deliveries, paying a
+checkout session without a browser). `StripeSandbox` runs it all on a background thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import pages
+from .api import Api, decode_params
+from .billing import Billing
+from .store import Store, StripeError
+from .webhooks import Deliverer
+
+CONTROL = "/_sandbox"
+
+
+class StripeSandbox:
+    """One sandbox: its objects, clock, webhook deliverer and HTTP server."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "sk_test_sandbox",
+        webhook_url: str | None = None,
+        webhook_secret: str = "whsec_sandbox",
+        retry_base: float = 2.0,
+        public_url: str | None = None,
+    ):
+        self.api_key = api_key
+        self.store = Store()
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.sandbox = self  # type: ignore[attr-defined]
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.billing = Billing(self.store, public_url or self.url)
+        self.api = Api(self.store, self.billing)
+        self.webhooks = Deliverer(webhook_url, webhook_secret, retry_base)
+        self.store.on_event = self.webhooks.enqueue
+        self.store.webhook_enabled = self.webhooks.enabled
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> StripeSandbox:
+        self.webhooks.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.webhooks.stop()
+
+    def serve_forever(self) -> None:
+        self.webhooks.start()
+        self.httpd.serve_forever()
+
+    # -- controls (also over HTTP under /_sandbox) ---------------------------------------
+
+    def now(self) -> int:
+        return self.store.now()
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        self.webhooks.configure(url, secret)
+
+    def advance(self, seconds: float) -> int:
+        with self.store.lock:
+            return self.billing.advance(seconds)
+
+    def pay(self, session_id: str, card_number: str, **card: str) -> dict:
+        """Pay a checkout session as the hosted page would; card errors raise StripeError."""
+        with self.store.lock:
+            session = self.store.get(session_id, "checkout.session")
+            return self.billing.pay_checkout(session, card_number, **card)
+
+    def deliveries(self) -> list[dict]:
+        return self.webhooks.deliveries()
+
+    def wait_for_deliveries(self, timeout: float = 10) -> None:
+        self.webhooks.wait_idle(timeout)
+
+    def pause_deliveries(self) -> None:
+        self.webhooks.pause(True)
+
+    def resume_deliveries(self) -> None:
+        self.webhooks.pause(False)
+
+    def reset(self) -> None:
+        self.webhooks.clear()
+        with self.store.lock:
+            self.store.clear()
+            self.store.offset = 0.0
+            self.store.last_payout_day = self.store.now() // 86400
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "stripe-sandbox"
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def sandbox(self) -> StripeSandbox:
+        return self.server.sandbox  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass  # quiet; the portal's own logs tell the story
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8") if length else ""
+        query = "&".join(q for q in (parts.query, body) if q)
+        path = parts.path
+        try:
+            if path.startswith("/v1/"):
+                self._api(method, path, query)
+            elif path.startswith(CONTROL + "/"):
+                self._control(method, path, query, body)
+            else:
+                self._page(method, path, parse_qs(body))
+        except StripeError as error:
+            self._json(error.status, {"error": error.body})
+
+    def _send(self, status: int, content: bytes, content_type: str, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def _json(self, status: int, body: Any, **headers: str) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json", **headers)
+
+    def _html(self, status: int, html: str) -> None:
+        self._send(status, html.encode(), "text/html; charset=utf-8")
+
+    def _redirect(self, location: str) -> None:
+        self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", Location=location)
+
+    def _authorised(self) -> None:
+        header = self.headers.get("Authorization", "")
+        key = header[7:] if header.startswith("Bearer ") else ""
+        if key != self.sandbox.api_key:
+            shown = (key[:8] + "*" * max(0, len(key) - 12) + key[-4:]) if key else ""
+            raise StripeError(
+                f"Invalid API Key provided: {shown}" if key else "You did not provide an API key.",
+                status=401,
+                type="invalid_request_error",
+            )
+
+    # -- /v1 -----------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, query: str) -> None:
+        self._authorised()
+        params = decode_params(query)
+        request_id = "req_" + secrets.token_hex(7)
+        store = self.sandbox.store
+        key = self.headers.get("Idempotency-Key") if method == "POST" else None
+        if key:
+            fingerprint = hashlib.sha256(f"{method} {path}?{query}".encode()).hexdigest()
+            with store.lock:
+                seen = store.idempotency.get(key)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    raise StripeError(
+                        "Keys for idempotent requests can only be used with the same parameters "
+                        "they were first used with. Try using a key other than "
+                        f"'{key}' if you meant to execute a different request.",
+                        type="idempotency_error",
+                    )
+                self._json(seen[1], seen[2], Request_Id=request_id, Idempotent_Replayed="true")
+                return
+        store.request.id, store.request.idempotency_key = request_id, key
+        try:
+            status, body = self.sandbox.api.handle(method, path, params)
+        except StripeError as error:
+            status, body = error.status, {"error": error.body}
+        finally:
+            store.request.id = store.request.idempotency_key = None
+        if key and status < 500:
+            with store.lock:
+                store.idempotency[key] = (fingerprint, status, body)
+        self._json(status, body, Request_Id=request_id)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _page(self, method: str, path: str, form: dict[str, list[str]]) -> None:
+        sandbox, store = self.sandbox, self.sandbox.store
+        field = {name: values[0] for name, values in form.items()}
+        if path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+            return
+        if match := re.fullmatch(r"/c/pay/([\w]+)", path):
+            with store.lock:
+                session = store.get(match[1], "checkout.session")
+                sandbox.billing.expire_if_due(session)
+                if method == "GET":
+                    self._html(200, pages.checkout(sandbox.billing, session))
+                    return
+                try:
+                    sandbox.billing.pay_checkout(
+                        session,
+                        field.get("card_number", ""),
+                        field.get("expiry", ""),
+                        field.get("cvc", ""),
+                        field.get("name") or None,
+                    )
+                except StripeError as error:
+                    status = 402 if error.body.get("type") == "card_error" else 400
+                    kept = {k: field.get(k, "") for k in ("expiry", "cvc", "name")}
+                    html = pages.checkout(
+                        sandbox.billing, session, error=error.body["message"], form=kept
+                    )
+                    self._html(status, html)
+                    return
+                target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+            self._redirect(target)
+            return
+        if match := re.fullmatch(r"/i/([\w]+)(/pdf)?", path):
+            with store.lock:
+                invoice = store.get(match[1], "invoice")
+                if match[2]:
+                    self._send(200, pages.invoice_pdf(invoice), "application/pdf")
+                else:
+                    self._html(200, pages.invoice(invoice))
+            return
+        if match := re.fullmatch(r"/p/session/([\w]+)(/card)?", path):
+            with store.lock:
+                session = store.get(match[1], "billing_portal.session")
+                if match[2] and method == "POST":
+                    customer = store.get(session["customer"], "customer")
+                    try:
+                        sandbox.billing.replace_card(
+                            customer,
+                            field.get("card_number", ""),
+                            field.get("expiry", ""),
+                            field.get("cvc", ""),
+                            None,
+                        )
+                    except StripeError as error:
+                        html = pages.portal(sandbox.billing, session, error=error.body["message"])
+                        self._html(402, html)
+                        return
+                    self._html(200, pages.portal(sandbox.billing, session, notice="Card saved."))
+                    return
+                self._html(200, pages.portal(sandbox.billing, session))
+            return
+        self._html(404, pages.document("Not found", "<h1>Not found</h1>"))
+
+    # -- /_sandbox -----------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, query: str, body: str) -> None:
+        self._authorised()
+        sandbox = self.sandbox
+        params = json.loads(body) if body.lstrip().startswith("{") else decode_params(query)
+        route = path[len(CONTROL) :]
+        if route == "/clock" and method == "GET":
+            self._json(200, {"now": sandbox.now()})
+        elif route == "/clock/advance" and method == "POST":
+            seconds = float(params.get("seconds") or 0) + float(params.get("days") or 0) * 86400
+            if seconds <= 0:
+                raise StripeError("Give seconds or days greater than 0.", param="seconds")
+            self._json(200, {"now": sandbox.advance(seconds)})
+        elif route == "/webhook_endpoint" and method == "POST":
+            sandbox.set_webhook(params.get("url") or None, params.get("secret") or None)
+            self._json(200, {"url": sandbox.webhooks.url})
+        elif route == "/deliveries" and method == "GET":
+            self._json(200, {"data": sandbox.deliveries()})
+        elif (match := re.fullmatch(r"/checkout/([\w]+)/pay", route)) and method == "POST":
+            self._json(200, sandbox.pay(match[1], params.get("card_number", "")))
+        else:
+            raise StripeError(f"Unknown sandbox control: {method} {path}", status=404)
