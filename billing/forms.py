@@ -52,6 +52,8 @@ class OrderForm(forms.Form):
             "display_order", "name"
         )
         self.fields["ssh_keys"].queryset = SSHKey.objects.filter(owner=owner).order_by("name")
+        if not self.is_bound and "os_image" not in self.initial:
+            self.initial["os_image"] = self.fields["os_image"].queryset.first()
 
     def clean_hostname(self) -> str:
         return self.cleaned_data["hostname"].strip().lower()

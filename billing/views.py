@@ -18,6 +18,7 @@ from billing.events import event_store
 from billing.forms import OrderForm
 from billing.models import Order, Plan
 from billing.tasks import process_stripe_event
+from instances import selectors as instance_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,13 @@ def order_new(request):
     initial = {}
     if slug := request.GET.get("plan"):
         initial["plan"] = Plan.objects.filter(slug=slug, active=True).first()
+    if initial.get("plan"):  # preselect where the plan can be built now
+        where = [
+            slot.location for slot in selectors.availability(initial["plan"]) if slot.available
+        ]
+        initial["location"] = where[0] if where else None
+    if code := request.GET.get("location"):
+        initial["location"] = instance_selectors.orderable_locations().filter(code=code).first()
     form = OrderForm(request.POST or None, owner=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -254,6 +254,13 @@ PROVISIONING_REAPER_INTERVAL = env_int("PROVISIONING_REAPER_INTERVAL", 60)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE")  # unset means the real api.stripe.com
+# Where Stripe's hosted pages (Checkout, customer portal) live; with STRIPE_API_BASE set (a
+# stand-in), its pages are served from that address.
+STRIPE_PAGE_ORIGINS = (
+    [STRIPE_API_BASE.rstrip("/")]
+    if STRIPE_API_BASE
+    else ["https://checkout.stripe.com", "https://billing.stripe.com"]
+)
 # Webhook events older than this (seconds) are refused: replayed captures do not count.
 STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
 # Stored events not processed after this long (seconds) are queued again by beat.
@@ -273,7 +280,9 @@ SECURE_CSP = {
     "style-src": [CSP.SELF],
     "img-src": [CSP.SELF, "data:"],
     "connect-src": [CSP.SELF],
-    "form-action": [CSP.SELF, *env_list("CSP_FORM_ACTION_EXTRA")],
+    # Paying and the customer portal are forms that redirect to Stripe's pages; browsers hold
+    # redirects after a form post to form-action too.
+    "form-action": [CSP.SELF, *STRIPE_PAGE_ORIGINS, *env_list("CSP_FORM_ACTION_EXTRA")],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "frame-ancestors": [CSP.NONE],
