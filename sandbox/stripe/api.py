@@ -24,8 +24,7 @@ def decode_params(query: str) -> dict:
     root: dict = {}
     counters: dict[tuple, int] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
-        head, *rest = re.findall(r"^[^\[]+|\[([^\]]*)\]", key) and _split(key)
-        path = [head, *rest]
+        path = _split(key)
         node = root
         for depth, part in enumerate(path):
             if part == "":  # "[]": the next free index

@@ -257,6 +257,7 @@ class Objects:
             excluded_payment_method_types=None,
             last_payment_error=None,
             latest_charge=None,
+            managed_payments=None,
             metadata={},
             next_action=None,
             on_behalf_of=None,
@@ -338,6 +339,7 @@ class Objects:
             refunded=False,
             review=None,
             shipping=None,
+            source=None,
             source_transfer=None,
             statement_descriptor=None,
             statement_descriptor_suffix=None,
@@ -613,6 +615,7 @@ class Objects:
             "starting_balance": balance,
             "statement_descriptor": None,
             "status": "draft",
+            "subscription": None,
             "status_transitions": {
                 "finalized_at": None,
                 "marked_uncollectible_at": None,
