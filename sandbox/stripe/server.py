@@ -229,7 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
                         field.get("name") or None,
                     )
                 except StripeError as error:
-                    status = 402 if error.body.get("type") == "card_error" else 400
+                    # The page answers 200 with the message, as Stripe's own page shows a
+                    # decline in place (the API answers 402 for the same card).
+                    status = 200 if error.body.get("type") == "card_error" else 400
                     kept = {k: field.get(k, "") for k in ("expiry", "cvc", "name")}
                     html = pages.checkout(
                         sandbox.billing, session, error=error.body["message"], form=kept
@@ -262,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
                         )
                     except StripeError as error:
                         html = pages.portal(sandbox.billing, session, error=error.body["message"])
-                        self._html(402, html)
+                        self._html(200, html)
                         return
                     self._html(200, pages.portal(sandbox.billing, session, notice="Card saved."))
                     return

@@ -1,0 +1,152 @@
+"""A new customer orders an NVMe VPS and pays on the Stripe sandbox's checkout page, then watches
+the server being built live until it runs with its IP; a declined card creates nothing.
+
+Everything is real except Stripe and Proxmox: the sandbox delivers signed webhooks to the live
+server, a Celery worker (in this process, on the configured broker) processes them and builds
+the server on fakepve (the demo cluster, at a twentieth of real PVE durations) over TLS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connections
+from playwright.sync_api import Page, expect
+
+from billing.models import Order
+from instances.models import Instance
+from portal.celery import app as celery_app
+from tests.accounts.test_ssh_keys import ED25519_KEY
+from tests.e2e.test_signup_and_two_factor import confirmation_link, main_nav, sign_in_with_password
+
+# A worker thread and the live server write at once: PostgreSQL (SQLite's shared in-memory test
+# database locks whole tables and fails instead of waiting).
+pytestmark = [pytest.mark.fakepve(time_scale=0.05), pytest.mark.postgres]
+BUILD_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def worker(live_server, stripe_settings, world, settings) -> Iterator[None]:
+    """A Celery worker for the test, and the sandbox's webhooks pointed at the live server."""
+    settings.SITE_URL = live_server.url
+    # What settings derive from STRIPE_API_BASE at start-up: the pages paying redirects to.
+    csp = dict(settings.SECURE_CSP)
+    csp["form-action"] = [*csp["form-action"], stripe_settings.url]
+    settings.SECURE_CSP = csp
+    settings.PROVISIONING_POLL = 0.1
+    stripe_settings.set_webhook(f"{live_server.url}/billing/stripe/webhook/", "whsec_test_portal")
+    celery_app.control.purge()  # messages other tests queued for nobody
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
+    ):
+        yield
+    connections.close_all()
+
+
+def sign_up(page: Page, live_server, mailoutbox, email: str, password: str) -> None:
+    page.goto(live_server.url)
+    main_nav(page).get_by_role("link", name="Sign up").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password:", exact=True).fill(password)
+    page.get_by_label("Password (again)").fill(password)
+    page.get_by_role("button", name="Sign Up").click()
+    page.goto(confirmation_link(mailoutbox))
+    page.get_by_role("button", name="Confirm").click()
+    sign_in_with_password(page, email, password)
+
+
+def complete_profile(page: Page) -> None:
+    page.get_by_label("Full name").fill("Erika Mustermann")
+    page.get_by_label("Address:", exact=True).fill("Unter den Linden 5")
+    page.get_by_label("Postal code").fill("10117")
+    page.get_by_label("City").fill("Berlin")
+    page.get_by_label("Country").select_option("DE")
+    page.get_by_label("Phone").fill("+49 30 7654321")
+    page.get_by_role("button", name="Save profile").click()
+
+
+def add_ssh_key(page: Page, live_server) -> None:
+    page.goto(f"{live_server.url}/account/ssh-keys/")
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Public key").fill(ED25519_KEY)
+    page.get_by_role("button", name="Add key").click()
+    expect(page.get_by_role("status")).to_contain_text("laptop")
+
+
+def pay_with(page: Page, card: str) -> None:
+    expect(page.get_by_label("Card number")).to_be_visible()
+    page.get_by_label("Card number").fill(card)
+    page.get_by_label("Expiry").fill("12 / 34")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("Cardholder name").fill("Erika Mustermann")
+    page.get_by_role("button", name="Subscribe").click()
+
+
+def test_order_pay_and_watch_the_server_being_built(
+    page: Page, live_server, mailoutbox, worker, stripe_settings
+):
+    sign_up(page, live_server, mailoutbox, "erika@example.de", "a long passphrase for orders 9")
+    # The order page first asks who to invoice, then comes back to the order.
+    page.goto(f"{live_server.url}/billing/order/?plan=nvme-vps-s")
+    expect(page.get_by_role("heading", name="Profile & billing address")).to_be_visible()
+    complete_profile(page)
+    expect(page.get_by_role("heading", name="Order a server")).to_be_visible()
+    add_ssh_key(page, live_server)
+
+    page.goto(f"{live_server.url}/billing/order/?plan=nvme-vps-s")
+    summary = page.locator("#order-summary")
+    expect(summary).to_contain_text("€4.99")
+    expect(summary).to_contain_text("VAT at 19%")
+    expect(summary).to_contain_text("€5.94")
+    page.get_by_label("Hostname").fill("Bad_Name")
+    page.get_by_label(re.compile("laptop")).check()
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page.get_by_text("A hostname is 1-63 lower-case letters")).to_be_visible()
+    page.get_by_label("Hostname").fill("erika-web")
+    page.get_by_role("button", name="Continue to payment").click()
+
+    # Stripe's hosted page (the sandbox's): a declined card first, then a good one.
+    expect(page).to_have_url(re.compile(re.escape(stripe_settings.url) + "/c/pay/"))
+    expect(page.get_by_text("€5.94").first).to_be_visible()
+    pay_with(page, "4000 0000 0000 0002")
+    expect(page.get_by_text("Your card was declined.")).to_be_visible()
+    assert Instance.objects.count() == 0
+    pay_with(page, "4242 4242 4242 4242")
+
+    # Back on the portal: the order page waits for Stripe's word, then links to the build.
+    expect(page.get_by_role("link", name="Watch it being built")).to_be_visible(timeout=20_000)
+    page.get_by_role("link", name="Watch it being built").click()
+    expect(page.get_by_role("heading", name=re.compile("erika-web"))).to_be_visible()
+    status = page.locator(".status").first
+    expect(status).to_have_text(re.compile("Running", re.I), timeout=BUILD_TIMEOUT_MS)
+    instance = Instance.objects.get()
+    assert instance.status == Instance.Status.RUNNING
+    expect(page.get_by_text(instance.ipv4.address).first).to_be_visible()
+    order = Order.objects.get()
+    assert order.status == Order.Status.PAID and order.instance_id == instance.pk
+
+    main_nav(page).get_by_role("link", name="Billing").click()
+    expect(page.get_by_role("cell", name="erika-web")).to_be_visible()
+    expect(page.get_by_role("link", name="PDF")).to_be_visible()
+
+
+def test_a_declined_card_leaves_the_order_unpaid(
+    page: Page, live_server, mailoutbox, worker, stripe_settings
+):
+    sign_up(page, live_server, mailoutbox, "max@example.de", "a long passphrase for orders 8")
+    page.goto(f"{live_server.url}/billing/order/?plan=nvme-vps-s")
+    complete_profile(page)
+    page.get_by_label("Hostname").fill("max-web")
+    page.get_by_label(re.compile("Generate a root password")).check()
+    page.get_by_role("button", name="Continue to payment").click()
+    pay_with(page, "4000 0000 0000 0002")
+    expect(page.get_by_text("Your card was declined.")).to_be_visible()
+    page.get_by_role("link", name=re.compile("Back")).click()
+    expect(page.get_by_role("heading", name="Awaiting payment", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Pay €5.94")).to_be_visible()
+    order = Order.objects.get()
+    assert order.status == Order.Status.AWAITING_PAYMENT
+    assert Instance.objects.count() == 0
