@@ -35,27 +35,44 @@ def plan_description(plan: Plan) -> str:
     )
 
 
+def _missing(call) -> bool:
+    """Run a Stripe call; True when Stripe says the object does not exist (deleted there)."""
+    try:
+        call()
+    except stripe_client.StripeError as error:
+        if error.code == "resource_missing":
+            return True
+        raise
+    return False
+
+
 def plan_sync(plan: Plan) -> SyncResult:
     """Make Stripe's product and current price match the plan row."""
     product_created = price_created = False
     archived = ""
+    description = plan_description(plan)
+    gone_product = gone_price = ""
+    if plan.stripe_product_id and _missing(
+        lambda: stripe_client.product_update(
+            plan.stripe_product_id, name=plan.name, description=description, active=plan.active
+        )
+    ):
+        logger.warning("plan %s: product %s is gone from Stripe", plan.slug, plan.stripe_product_id)
+        gone_product, gone_price = plan.stripe_product_id, plan.stripe_price_id
+        plan.stripe_product_id = plan.stripe_price_id = ""
     if not plan.stripe_product_id:
         product = stripe_client.product_create(
             name=plan.name,
-            description=plan_description(plan),
+            description=description,
             metadata={"plan_id": str(plan.pk), "plan_slug": plan.slug, "family": plan.family},
-            idempotency_key=f"plan-{plan.pk}-product",
+            idempotency_key=f"plan-{plan.pk}-product-after-{gone_product or 0}",
         )
         plan.stripe_product_id = product["id"]
         product_created = True
         Plan.objects.filter(pk=plan.pk).update(stripe_product_id=plan.stripe_product_id)
-    else:
-        stripe_client.product_update(
-            plan.stripe_product_id,
-            name=plan.name,
-            description=plan_description(plan),
-            active=plan.active,
-        )
+    if plan.stripe_in_sync and _missing(lambda: stripe_client.price_retrieve(plan.stripe_price_id)):
+        logger.warning("plan %s: price %s is gone from Stripe", plan.slug, plan.stripe_price_id)
+        gone_price, plan.stripe_price_id = plan.stripe_price_id, ""
     if not plan.stripe_in_sync:
         old = plan.stripe_price_id
         price = stripe_client.price_create(
@@ -63,7 +80,7 @@ def plan_sync(plan: Plan) -> SyncResult:
             unit_amount=plan.price_cents,
             currency=plan.currency,
             metadata={"plan_id": str(plan.pk)},
-            idempotency_key=f"plan-{plan.pk}-price-{plan.price_cents}-{plan.currency}",
+            idempotency_key=f"plan-{plan.pk}-{plan.price_cents}-after-{old or gone_price or 0}",
         )
         plan.stripe_price_id = price["id"]
         plan.stripe_price_cents = plan.price_cents

@@ -148,13 +148,23 @@ def customer_for(user: User) -> str:
     params = _customer_params(user)
     account = BillingAccount.objects.filter(user=user).first()
     if account:
-        stripe_client.customer_update(account.stripe_customer_id, params=params)
-        return account.stripe_customer_id
-    customer = stripe_client.customer_create(params=params, idempotency_key=f"user-{user.pk}")
-    account, _ = BillingAccount.objects.get_or_create(
+        try:
+            stripe_client.customer_update(account.stripe_customer_id, params=params)
+            return account.stripe_customer_id
+        except stripe_client.StripeError as error:
+            if error.code != "resource_missing":
+                raise
+            gone = account.stripe_customer_id
+            logger.warning("user %s: Stripe customer %s is gone; making a new one", user.pk, gone)
+    # One key per (user, customer replaced): concurrent first checkouts get the same customer.
+    after = f"-after-{account.stripe_customer_id}" if account else ""
+    customer = stripe_client.customer_create(
+        params=params, idempotency_key=f"user-{user.pk}-customer{after}"
+    )
+    BillingAccount.objects.update_or_create(
         user=user, defaults={"stripe_customer_id": customer["id"]}
     )
-    return account.stripe_customer_id
+    return customer["id"]
 
 
 def checkout_url(order: Order) -> str:

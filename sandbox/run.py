@@ -36,6 +36,7 @@ STAND_INS = {
     "stripe": [
         PYTHON, "-m", "sandbox.stripe", "serve", "--port", STRIPE_PORT,
         "--webhook-url", WEBHOOK_URL,
+        "--state-file", os.path.join(os.environ.get("VAR_DIR", "var"), "stripe-sandbox.pickle"),
     ],
 }  # fmt: skip
 SEED = [

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .server import StripeSandbox
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--webhook-secret", default="whsec_sandbox")
     serve.add_argument("--public-url", default=None, help="base URL browsers use (pages)")
     serve.add_argument("--retry-base", type=float, default=2.0, help="first webhook retry (s)")
+    serve.add_argument(
+        "--state-file", type=Path, default=None, help="keep objects here across restarts"
+    )
     args = parser.parse_args(argv)
     sandbox = StripeSandbox(
         host=args.host,
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_secret=args.webhook_secret,
         retry_base=args.retry_base,
         public_url=args.public_url,
+        state_file=args.state_file,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"[stripe] sandbox on {sandbox.url}, webhooks to {args.webhook_url}", flush=True)

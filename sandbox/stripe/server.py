@@ -12,6 +12,7 @@ import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,9 +37,14 @@ class StripeSandbox:
         webhook_secret: str = "whsec_sandbox",
         retry_base: float = 2.0,
         public_url: str | None = None,
+        state_file: Path | None = None,
     ):
         self.api_key = api_key
         self.store = Store()
+        # With a state file, objects survive a restart (the demo); tests keep it all in memory.
+        self.state_file = state_file
+        if state_file is not None:
+            self.store.load(state_file)
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.sandbox = self  # type: ignore[attr-defined]
@@ -141,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._page(method, path, parse_qs(body))
         except StripeError as error:
             self._json(error.status, {"error": error.body})
+        finally:
+            if method != "GET" and self.sandbox.state_file is not None:
+                self.sandbox.store.save(self.sandbox.state_file)
 
     def _send(self, status: int, content: bytes, content_type: str, **headers: str) -> None:
         self.send_response(status)

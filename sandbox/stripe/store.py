@@ -8,11 +8,13 @@ pending proration items), keyed by object id.
 from __future__ import annotations
 
 import copy
+import pickle
 import secrets
 import string
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 API_VERSION = "2026-10-28.endive"
@@ -73,6 +75,29 @@ class Store:
             self.idempotency: dict[str, tuple[str, int, dict]] = {}
             self.customer_seq = 0
             self.last_payout_day = self.now() // 86400
+
+    # -- keeping state across restarts (the `make run` demo) ------------------------------
+
+    STATE = ("objects", "by_type", "private", "idempotency", "customer_seq", "last_payout_day")
+
+    def save(self, path: Path) -> None:
+        """Write everything to `path` (atomically), so a restarted sandbox carries on."""
+        with self.lock:
+            state = {name: getattr(self, name) for name in self.STATE} | {"offset": self.offset}
+            payload = pickle.dumps(state)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> bool:
+        if not path.exists():
+            return False
+        state = pickle.loads(path.read_bytes())  # our own file, written by save()
+        with self.lock:
+            for name in self.STATE:
+                setattr(self, name, state[name])
+            self.offset = state["offset"]
+        return True
 
     # -- clock ---------------------------------------------------------------------------
 

@@ -100,3 +100,21 @@ def test_plans_page_compares_the_families(client, shop):
     for text in ("NVMe VPS", "Storage VPS", "VDS", "VDS S", "€29.99", "+ €10.00 setup"):
         assert text in page
     assert "dedicated cores" in page
+
+
+def test_sync_recreates_what_stripe_no_longer_has(shop, stripe_settings, german):
+    """A product or customer deleted on Stripe's side is made again, not left dangling."""
+    from billing.models import BillingAccount
+    from billing.orders import customer_for
+
+    plan = Plan.objects.get(slug="nvme-vps-s")
+    old_price = plan.stripe_price_id
+    old_customer = customer_for(german)
+    stripe_settings.reset()  # Stripe forgets everything
+    assert "3 new prices" in sync()
+    plan.refresh_from_db()
+    assert plan.stripe_price_id != old_price
+    assert stripe_api(stripe_settings).v1.prices.retrieve(plan.stripe_price_id).unit_amount == 499
+    new_customer = customer_for(german)
+    assert new_customer != old_customer
+    assert BillingAccount.objects.get(user=german).stripe_customer_id == new_customer

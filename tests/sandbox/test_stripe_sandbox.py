@@ -342,3 +342,26 @@ def test_hosted_checkout_page(client, sbx):
         sbx.url + "/_sandbox/clock", headers={"Authorization": f"Bearer {sbx.api_key}"}
     )
     assert json.loads(urllib.request.urlopen(clock).read())["now"] > 0
+
+
+def test_state_file_keeps_objects_across_a_restart(tmp_path):
+    """`make run` restarts the sandbox; the portal's rows must keep naming live objects."""
+    from sandbox.stripe import StripeSandbox
+
+    state = tmp_path / "stripe.pickle"
+    first = StripeSandbox(state_file=state).start()
+    try:
+        client = stripe.StripeClient(
+            first.api_key, stripe_version=VERSION, base_addresses={"api": first.url}
+        )
+        customer = client.v1.customers.create(params={"email": "kept@example.com"})
+    finally:
+        first.stop()
+    second = StripeSandbox(state_file=state).start()
+    try:
+        client = stripe.StripeClient(
+            second.api_key, stripe_version=VERSION, base_addresses={"api": second.url}
+        )
+        assert client.v1.customers.retrieve(customer.id).email == "kept@example.com"
+    finally:
+        second.stop()
