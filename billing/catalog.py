@@ -91,7 +91,7 @@ def plan_sync(plan: Plan) -> SyncResult:
         if old and old != plan.stripe_price_id:
             stripe_client.price_deactivate(old)
             archived = old
-    logger.info(
+    logger.debug(
         "plan %s synced: product %s, price %s",
         plan.slug,
         plan.stripe_product_id,
