@@ -214,8 +214,15 @@ def checkout_url(order: Order) -> str:
 
 
 def order_cancel(order: Order) -> None:
+    """Cancel an unpaid order; its open Checkout page is closed first, so it cannot be paid."""
     if not order.is_payable:
         raise OrderError("Only an order awaiting payment can be cancelled.")
+    if order.stripe_checkout_session_id:
+        session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
+        if session.get("status") == "open":
+            stripe_client.checkout_session_expire(session["id"])
+        elif session.get("status") == "complete":
+            raise OrderError("This order was just paid; your server is on its way.")
     Order.objects.filter(pk=order.pk, status=Order.Status.AWAITING_PAYMENT).update(
         status=Order.Status.CANCELED, updated_at=timezone.now()
     )

@@ -168,6 +168,10 @@ def checkout_session_retrieve(session_id: str) -> dict:
     return _call("checkout retrieve", _client().v1.checkout.sessions.retrieve, session_id)
 
 
+def checkout_session_expire(session_id: str) -> dict:
+    return _call("checkout expire", _client().v1.checkout.sessions.expire, session_id)
+
+
 def billing_portal_session_create(*, customer_id: str, return_url: str) -> dict:
     params = {"customer": customer_id, "return_url": return_url}
     return _call("portal session", _client().v1.billing_portal.sessions.create, params=params)

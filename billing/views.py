@@ -141,7 +141,7 @@ def order_cancel(request, order_id: int):
     order = orders.order_of(request.user, order_id)
     try:
         orders.order_cancel(order)
-    except orders.OrderError as error:
+    except (orders.OrderError, stripe_client.StripeError) as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Order {order.pk} is cancelled; nothing was charged.")

@@ -250,3 +250,15 @@ def test_generated_password_is_shown_once(client, shop, german, stripe_settings)
     again = client.post(reverse("billing:order_password", args=[order.pk]), follow=True)
     assert password not in again.content.decode()
     assert "already shown once" in again.content.decode()
+
+
+def test_cancelling_closes_the_checkout_page(client, shop, german, stripe_settings):
+    order = place(german, shop)
+    client.force_login(german)
+    client.post(reverse("billing:order_pay", args=[order.pk]))
+    order.refresh_from_db()
+    client.post(reverse("billing:order_cancel", args=[order.pk]))
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELED
+    with pytest.raises(Exception, match="no longer active"):
+        stripe_settings.pay(order.stripe_checkout_session_id, "4242424242424242")
