@@ -4,6 +4,7 @@ turning a paid order into exactly one server."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -167,16 +168,22 @@ def customer_for(user: User) -> str:
     return customer["id"]
 
 
+def _open_session(order: Order) -> dict | None:
+    """The order's Checkout session while a customer can still pay on it."""
+    if not order.stripe_checkout_session_id:
+        return None
+    session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
+    if session.get("status") == "complete":
+        raise OrderError("This order is paid; your server is on its way.")
+    return session if session.get("status") == "open" else None
+
+
 def checkout_url(order: Order) -> str:
     """A Stripe Checkout page for the order: the open session again, or a new one."""
     if not order.is_payable:
         raise OrderError("This order is not awaiting payment.")
-    if order.stripe_checkout_session_id:
-        session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
-        if session.get("status") == "open":
-            return session["url"]
-        if session.get("status") == "complete":
-            raise OrderError("This order is paid; your server is on its way.")
+    if session := _open_session(order):
+        return session["url"]
     plan = order.plan
     rate_id = catalog.tax_rate_id(order.vat_situation)
     tax_rates = [rate_id] if rate_id else []
@@ -217,12 +224,8 @@ def order_cancel(order: Order) -> None:
     """Cancel an unpaid order; its open Checkout page is closed first, so it cannot be paid."""
     if not order.is_payable:
         raise OrderError("Only an order awaiting payment can be cancelled.")
-    if order.stripe_checkout_session_id:
-        session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
-        if session.get("status") == "open":
-            stripe_client.checkout_session_expire(session["id"])
-        elif session.get("status") == "complete":
-            raise OrderError("This order was just paid; your server is on its way.")
+    if session := _open_session(order):
+        stripe_client.checkout_session_expire(session["id"])
     Order.objects.filter(pk=order.pk, status=Order.Status.AWAITING_PAYMENT).update(
         status=Order.Status.CANCELED, updated_at=timezone.now()
     )
@@ -246,32 +249,25 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
         order.status = Order.Status.PAID
         order.paid_at = order.paid_at or timezone.now()
         order.stripe_subscription_id = subscription_id
+        server = partial(
+            instance_create,
+            owner=order.owner,
+            hostname=order.hostname,
+            location=order.location,
+            os_image=order.os_image,
+            spec=spec_of(order.plan),
+            external_ref=order.external_ref,
+            queued_reason=reason,
+        )
         try:
-            instance, password = instance_create(
-                owner=order.owner,
-                hostname=order.hostname,
-                location=order.location,
-                os_image=order.os_image,
-                spec=spec_of(order.plan),
-                ssh_key_ids=order.ssh_key_ids,
-                generate_password=order.generate_password,
-                external_ref=order.external_ref,
-                queued_reason=reason,
+            instance, password = server(
+                ssh_key_ids=order.ssh_key_ids, generate_password=order.generate_password
             )
         except InstanceError:
             # Keys deleted between order and payment: build with a generated password instead
             # of leaving a paid customer without a server; they see it once on the order page.
             logger.warning("order %s: ssh keys gone, building with a root password", order.pk)
-            instance, password = instance_create(
-                owner=order.owner,
-                hostname=order.hostname,
-                location=order.location,
-                os_image=order.os_image,
-                spec=spec_of(order.plan),
-                generate_password=True,
-                external_ref=order.external_ref,
-                queued_reason=reason,
-            )
+            instance, password = server(generate_password=True)
         order.instance = instance
         if password:
             order.root_password_encrypted = secrets.encrypt(password)

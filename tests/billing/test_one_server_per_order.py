@@ -114,3 +114,16 @@ def test_concurrent_payment_notices_make_one_server(shop, german):
         thread.join()
     assert errors == []
     assert Instance.objects.filter(external_ref=f"order:{order.pk}").count() == 1
+
+
+def test_keys_deleted_before_payment_still_give_a_server(shop, german):
+    """The paid customer gets the server, with a root password shown once instead of the key."""
+    from accounts.services import sshkey_add, sshkey_delete
+    from tests.accounts.test_ssh_keys import ED25519_KEY
+
+    key = sshkey_add(owner=german, name="laptop", public_key=ED25519_KEY)
+    order = place(german, shop, keys=[key.pk], password=False)
+    sshkey_delete(owner=german, key_id=key.pk)
+    order = order_mark_paid(order_id=order.pk, subscription_id="sub_1", reason="paid")
+    assert order.instance.status == Instance.Status.QUEUED
+    assert order.root_password_encrypted
