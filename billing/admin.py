@@ -56,7 +56,9 @@ class PlanAdmin(admin.ModelAdmin):
     def stripe_in_sync(self, plan: Plan) -> bool:
         return plan.stripe_in_sync
 
-    @admin.action(description="Push to Stripe (new price when the amount changed)")
+    @admin.action(
+        description="Push to Stripe (new price when the amount changed)", permissions=["change"]
+    )
     def push_to_stripe(self, request, queryset):
         for plan in queryset:
             try:
@@ -73,7 +75,10 @@ class OrderAdmin(admin.ModelAdmin):
     list_display = ["pk", "owner", "plan", "hostname", "status", "first_total", "created_at"]
     list_filter = ["status", "plan__family", "vat_treatment"]
     search_fields = ["owner__email", "hostname", "stripe_subscription_id", "=pk"]
-    readonly_fields = [f.name for f in Order._meta.fields if f.name != "id"]
+    # The generated password (encrypted, waiting for the customer) is never shown to staff.
+    readonly_fields = [
+        f.name for f in Order._meta.fields if f.name not in ("id", "root_password_encrypted")
+    ]
     exclude = ["root_password_encrypted"]
 
     @admin.display(description="first payment")
@@ -138,11 +143,14 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "type", "received_at", "processed_at", "attempts", "last_error"]
+    # Events still unprocessed after STRIPE_EVENT_MAX_ATTEMPTS wait here for staff.
     list_filter = ["type", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id"]
     actions = ["process_again"]
 
-    @admin.action(description="Queue unprocessed events for processing again")
+    @admin.action(
+        description="Queue unprocessed events for processing again", permissions=["change"]
+    )
     def process_again(self, request, queryset):
         pending = list(queryset.filter(processed_at__isnull=True).values_list("pk", flat=True))
         for pk in pending:

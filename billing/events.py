@@ -3,10 +3,11 @@ state is Stripe's current state whatever order, or how often, the deliveries cam
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,14 +40,26 @@ def _order_for(subscription: dict) -> Order | None:
     return order
 
 
-def subscription_refresh(subscription_id: str, *, first_invoice_paid: bool = False) -> None:
-    """Mirror Stripe's subscription; a paid first invoice also pays the order."""
+def _serialize_on(key: str) -> None:
+    """Hold a transaction-wide lock on `key`, so two workers re-reading the same Stripe object
+    write their copies one after the other (the later read wins). SQLite writes are serial."""
+    if connection.vendor == "postgresql":
+        number = int.from_bytes(
+            hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
+
+
+def subscription_refresh(subscription_id: str) -> None:
+    """Mirror Stripe's subscription; one that has been paid for also pays its order."""
+    _serialize_on(subscription_id)
     subscription = stripe_client.subscription_retrieve(subscription_id)
     order = _order_for(subscription)
     if order is None:
         logger.info("subscription %s is not one of our orders; ignored", subscription_id)
         return
-    if first_invoice_paid and subscription.get("status") in PAID_SUBSCRIPTION:
+    if subscription.get("status") in PAID_SUBSCRIPTION:
         order_mark_paid(
             order_id=order.pk,
             subscription_id=subscription_id,
@@ -75,26 +88,25 @@ def on_checkout_completed(obj: dict, event: StripeEvent) -> None:
         return
     if session.get("status") != "complete" or session.get("payment_status") not in PAID_SESSION:
         return
-    subscription_refresh(session["subscription"], first_invoice_paid=True)
+    subscription_refresh(session["subscription"])
 
 
 def on_invoice_changed(obj: dict, event: StripeEvent) -> None:
+    _serialize_on(obj["id"])
     invoice = stripe_client.invoice_retrieve(obj["id"])
     mirrored = ledger.invoice_mirror(invoice)
     if event.type == "invoice.payment_failed" and mirrored and invoice.get("status") == "open":
-        # Once per failed attempt (this event is processed once).
+        # Once per failed attempt (this event is processed once), and only once committed.
         next_attempt = ledger.when(invoice.get("next_payment_attempt"))
-        notifications.send_payment_failed(mirrored, next_attempt=next_attempt)
+        transaction.on_commit(
+            lambda: notifications.send_payment_failed(mirrored, next_attempt=next_attempt)
+        )
     ledger.invoice_issued(invoice, event.event_id)
-    if invoice.get("status") == "paid":
-        ledger.invoice_paid(invoice, event.event_id)
+    ledger.invoice_paid(invoice, event.event_id)
+    ledger.invoice_voided(invoice, event.event_id)
     subscription_id = ledger.subscription_of(invoice)
     if subscription_id:
-        subscription_refresh(
-            subscription_id,
-            first_invoice_paid=invoice.get("status") == "paid"
-            and invoice.get("billing_reason") == "subscription_create",
-        )
+        subscription_refresh(subscription_id)
 
 
 def on_subscription_changed(obj: dict, event: StripeEvent) -> None:
@@ -121,6 +133,7 @@ HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
     "invoice.payment_succeeded": on_invoice_changed,
     "invoice.payment_failed": on_invoice_changed,
     "invoice.voided": on_invoice_changed,
+    "invoice.marked_uncollectible": on_invoice_changed,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
@@ -149,11 +162,16 @@ def event_process(event_pk: int) -> str:
             if handler is not None:
                 handler(event.payload["data"]["object"], event)
             StripeEvent.objects.filter(pk=event_pk).update(
-                processed_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+                processed_at=timezone.now(),
+                attempts=F("attempts") + 1,
+                last_attempt_at=timezone.now(),
+                last_error="",
             )
     except Exception as error:
         StripeEvent.objects.filter(pk=event_pk).update(
-            attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
+            attempts=F("attempts") + 1,
+            last_attempt_at=timezone.now(),
+            last_error=f"{type(error).__name__}: {error}"[:2000],
         )
         raise
     outcome = "processed" if handler else "ignored (no handler)"

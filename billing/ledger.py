@@ -134,8 +134,12 @@ def _invoice_fields(invoice: dict, event_id: str) -> dict:
     }
 
 
+class LedgerNotReady(Exception):
+    """A row depends on one not written yet (events out of order); processing is retried."""
+
+
 def invoice_issued(invoice: dict, event_id: str) -> None:
-    if invoice.get("status") in (None, "draft"):
+    if invoice.get("status") in (None, "draft", "void"):
         return
     transitions = invoice.get("status_transitions") or {}
     fields = _invoice_fields(invoice, event_id)
@@ -180,6 +184,31 @@ def invoice_paid(invoice: dict, event_id: str) -> None:
         )
 
 
+def invoice_voided(invoice: dict, event_id: str) -> None:
+    """A voided invoice that was booked as issued gets the reversing row."""
+    if invoice.get("status") != "void":
+        return
+    issued = LedgerEntry.objects.filter(kind=Kind.INVOICE_ISSUED, stripe_object_id=invoice["id"])
+    if not issued.exists():
+        return
+    fields = _invoice_fields(invoice, event_id)
+    voided_at = (invoice.get("status_transitions") or {}).get("voided_at")
+    _record(
+        kind=Kind.INVOICE_VOIDED,
+        stripe_object_id=invoice["id"],
+        occurred_at=when(voided_at or invoice.get("created")),
+        description=f"Invoice {invoice.get('number') or invoice['id']} voided",
+        **(
+            fields
+            | {
+                "net_cents": -fields["net_cents"],
+                "vat_cents": -fields["vat_cents"],
+                "gross_cents": -fields["gross_cents"],
+            }
+        ),
+    )
+
+
 def _share(vat: int, part: int, whole: int) -> int:
     """The VAT inside `part` of a `whole` that carried `vat` (rounded half up)."""
     if not whole:
@@ -192,23 +221,26 @@ def refund_recorded(refund: dict, event_id: str) -> None:
         return
     paid_with = refund.get("payment_intent") or refund.get("charge") or ""
     payment = LedgerEntry.objects.filter(kind=Kind.PAYMENT, stripe_object_id=paid_with).first()
+    if payment is None:
+        # The refund's VAT share comes from the payment's row: wait until it is written.
+        raise LedgerNotReady(f"refund {refund['id']}: payment {paid_with} not in the ledger yet")
     amount = refund.get("amount") or 0
-    vat = _share(payment.vat_cents, amount, payment.gross_cents) if payment else 0
+    vat = _share(payment.vat_cents, amount, payment.gross_cents)
     _record(
         kind=Kind.REFUND,
         stripe_object_id=refund["id"],
         occurred_at=when(refund.get("created")),
-        customer=payment.customer if payment else _owner(refund.get("customer") or ""),
+        customer=payment.customer,
         currency=(refund.get("currency") or "eur").upper(),
         net_cents=-(amount - vat),
         vat_cents=-vat,
         gross_cents=-amount,
-        country=payment.country if payment else "",
-        vat_treatment=payment.vat_treatment if payment else "",
-        vat_rate=payment.vat_rate if payment else None,
-        plan=payment.plan if payment else None,
+        country=payment.country,
+        vat_treatment=payment.vat_treatment,
+        vat_rate=payment.vat_rate,
+        plan=payment.plan,
         description=f"Refund of {paid_with}",
-        stripe_invoice_id=payment.stripe_invoice_id if payment else "",
+        stripe_invoice_id=payment.stripe_invoice_id,
         stripe_customer_id=refund.get("customer") or "",
         stripe_event_id=event_id,
     )

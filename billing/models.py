@@ -243,6 +243,7 @@ class StripeEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -269,6 +270,7 @@ class LedgerEntry(models.Model):
     class Kind(models.TextChoices):
         INVOICE_ISSUED = "invoice_issued", "invoice issued"
         INVOICE_PAID = "invoice_paid", "invoice paid"
+        INVOICE_VOIDED = "invoice_voided", "invoice voided"
         PAYMENT = "payment"
         REFUND = "refund"
         CREDIT_NOTE = "credit_note", "credit note"

@@ -4,7 +4,6 @@ turning a paid order into exactly one server."""
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -19,7 +18,7 @@ from billing.models import BillingAccount, Order, Plan
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
 from instances import selectors as instance_selectors
 from instances.models import OSImage
-from instances.services import HOSTNAME, InstanceError, InstanceSpec, instance_create
+from instances.services import HOSTNAME, InstanceSpec, instance_create
 from portal import secrets
 
 logger = logging.getLogger(__name__)
@@ -78,7 +77,9 @@ def order_place(
         raise OrderError("Choose one of the locations offered.", field="location")
     image = instance_selectors.images_for_location(location).filter(pk=os_image_id).first()
     if image is None:
-        raise OrderError(f"Choose an operating system offered in {location.name}.", "os_image")
+        raise OrderError(
+            f"Choose an operating system offered in {location.name}.", field="os_image"
+        )
     hostname = (hostname or "").strip().lower()
     if not HOSTNAME.fullmatch(hostname):
         raise OrderError(
@@ -90,7 +91,9 @@ def order_place(
     if SSHKey.objects.filter(owner=owner, pk__in=key_ids).count() != len(key_ids):
         raise OrderError("One of the chosen SSH keys is not yours.", field="ssh_keys")
     if not key_ids and not generate_password:
-        raise OrderError("Choose at least one SSH key or ask for a root password.", "ssh_keys")
+        raise OrderError(
+            "Choose at least one SSH key or ask for a root password.", field="ssh_keys"
+        )
     if plan.disk_gib < image.min_disk_gib:
         raise OrderError(f"{image.name} needs at least {image.min_disk_gib} GB of disk.")
     if not instance_selectors.can_take(location, spec_of(plan)):
@@ -178,6 +181,13 @@ def _open_session(order: Order) -> dict | None:
     return session if session.get("status") == "open" else None
 
 
+def checkout_complete(order: Order) -> bool:
+    if not order.stripe_checkout_session_id:
+        return False
+    session = stripe_client.checkout_session_retrieve(order.stripe_checkout_session_id)
+    return session.get("status") == "complete"
+
+
 def checkout_url(order: Order) -> str:
     """A Stripe Checkout page for the order: the open session again, or a new one."""
     if not order.is_payable:
@@ -249,25 +259,29 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
         order.status = Order.Status.PAID
         order.paid_at = order.paid_at or timezone.now()
         order.stripe_subscription_id = subscription_id
-        server = partial(
-            instance_create,
+        # Keys deleted between order and payment: the server gets the keys that are left and
+        # a generated root password (shown once on the order page) rather than no access.
+        keys = list(
+            SSHKey.objects.filter(owner=order.owner, pk__in=order.ssh_key_ids).values_list(
+                "pk", flat=True
+            )
+        )
+        lost_keys = len(keys) < len(order.ssh_key_ids)
+        if lost_keys:
+            logger.warning(
+                "order %s: %d ssh key(s) gone", order.pk, len(order.ssh_key_ids) - len(keys)
+            )
+        instance, password = instance_create(
             owner=order.owner,
             hostname=order.hostname,
             location=order.location,
             os_image=order.os_image,
             spec=spec_of(order.plan),
+            ssh_key_ids=keys,
+            generate_password=order.generate_password or lost_keys,
             external_ref=order.external_ref,
             queued_reason=reason,
         )
-        try:
-            instance, password = server(
-                ssh_key_ids=order.ssh_key_ids, generate_password=order.generate_password
-            )
-        except InstanceError:
-            # Keys deleted between order and payment: build with a generated password instead
-            # of leaving a paid customer without a server; they see it once on the order page.
-            logger.warning("order %s: ssh keys gone, building with a root password", order.pk)
-            instance, password = server(generate_password=True)
         order.instance = instance
         if password:
             order.root_password_encrypted = secrets.encrypt(password)

@@ -185,7 +185,9 @@ def subscription_retrieve(subscription_id: str) -> dict:
 
 
 def invoice_retrieve(invoice_id: str) -> dict:
-    return _call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id)
+    """The invoice with its payments (which Stripe includes only when asked)."""
+    params = {"expand": ["payments"]}
+    return _call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id, params=params)
 
 
 def credit_note_retrieve(credit_note_id: str) -> dict:

@@ -3,33 +3,55 @@
 from __future__ import annotations
 
 import datetime
+import logging
+import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.events import event_process
+from billing.ledger import LedgerNotReady
 from billing.models import StripeEvent
 from billing.stripe_client import StripeError
 
+logger = logging.getLogger(__name__)
 
-@shared_task(
-    name="billing.process_stripe_event",
-    autoretry_for=(StripeError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
-def process_stripe_event(event_pk: int) -> str:
-    return event_process(event_pk)
+
+def _worth_retrying(error: Exception) -> bool:
+    """Stripe unreachable or busy, a row another event writes first, a database hiccup."""
+    if isinstance(error, StripeError):
+        return error.transient
+    return isinstance(error, LedgerNotReady | OperationalError)
+
+
+@shared_task(name="billing.process_stripe_event", bind=True, max_retries=8)
+def process_stripe_event(self, event_pk: int) -> str:
+    try:
+        return event_process(event_pk)
+    except Exception as error:
+        if _worth_retrying(error) and self.request.retries < self.max_retries:
+            delay = min(300, 2 ** (self.request.retries + 1)) + random.uniform(0, 1)
+            raise self.retry(exc=error, countdown=delay) from error
+        # Not something waiting fixes (or retries ran out): kept for staff, see the admin's
+        # Stripe events with an error; beat tries again until STRIPE_EVENT_MAX_ATTEMPTS.
+        logger.error("stripe event %s failed: %s", event_pk, error)
+        return f"failed: {error}"
 
 
 @shared_task(name="billing.retry_stripe_events")
 def retry_stripe_events() -> int:
-    """Queue again the stored events nobody finished (broker was down, retries ran out)."""
+    """Queue again the stored events nobody finished (broker was down, retries ran out), each
+    at most STRIPE_EVENT_MAX_ATTEMPTS times in all, and not while a retry may still be due."""
     cutoff = timezone.now() - datetime.timedelta(seconds=settings.STRIPE_EVENT_RETRY_AFTER)
-    pending = StripeEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+    pending = StripeEvent.objects.filter(
+        Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=cutoff),
+        processed_at__isnull=True,
+        received_at__lt=cutoff,
+        attempts__lt=settings.STRIPE_EVENT_MAX_ATTEMPTS,
+    )
     ids = list(pending.order_by("received_at").values_list("pk", flat=True)[:500])
     for pk in ids:
         process_stripe_event.delay(pk)

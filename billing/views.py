@@ -125,8 +125,19 @@ def order_detail(request, order_id: int):
     return render(
         request,
         "billing/order_detail.html",
-        {"order": order, "just_paid": request.GET.get("paid") == "1"},
+        {"order": order, "just_paid": request.GET.get("paid") == "1" and _paid_on_stripe(order)},
     )
+
+
+def _paid_on_stripe(order: Order) -> bool:
+    """Back from Checkout: the order page waits for the webhook only if Stripe says it is paid
+    (a hand-typed ?paid=1 does not hide the Pay button)."""
+    if not order.is_payable:
+        return True
+    try:
+        return orders.checkout_complete(order)
+    except stripe_client.StripeError:
+        return True  # cannot tell now; the page keeps looking
 
 
 @login_required

@@ -262,9 +262,11 @@ STRIPE_PAGE_ORIGINS = (
     else ["https://checkout.stripe.com", "https://billing.stripe.com"]
 )
 # Webhook events older than this (seconds) are refused: replayed captures do not count.
-STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
+STRIPE_WEBHOOK_TOLERANCE = max(1, env_int("STRIPE_WEBHOOK_TOLERANCE", 300))
 # Stored events not processed after this long (seconds) are queued again by beat.
 STRIPE_EVENT_RETRY_AFTER = env_int("STRIPE_EVENT_RETRY_AFTER", 120)
+# ...at most this many attempts in all; then it waits for staff (admin: Stripe events).
+STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 12)
 
 # --- Money -----------------------------------------------------------------------------------
 

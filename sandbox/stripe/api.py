@@ -174,14 +174,27 @@ class Api:
                 result = handler(params, **match.groupdict())
                 result = copy.deepcopy(result)
                 expand = params.get("expand") or []
-                for dotted in expand if isinstance(expand, list) else [expand]:
+                expand = expand if isinstance(expand, list) else [expand]
+                for dotted in expand:
                     self.expand(result, dotted.split("."))
+                self.hide_includable(result, expand)
             return 200, result
         raise StripeError(
             f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
             "or we can help at https://support.stripe.com/.",
             status=405 if known_path else 404,
         )
+
+    # Fields Stripe leaves out unless asked for with expand[] (basil and later).
+    INCLUDABLE = {"invoice": ("payments",)}
+
+    def hide_includable(self, result: Any, expand: list[str]) -> None:
+        objects = result.get("data", []) if result.get("object") == "list" else [result]
+        prefix = "data." if result.get("object") == "list" else ""
+        for obj in objects:
+            for field in self.INCLUDABLE.get(obj.get("object"), ()):
+                if prefix + field not in expand:
+                    obj.pop(field, None)
 
     def expand(self, node: Any, parts: list[str]) -> None:
         if isinstance(node, list):

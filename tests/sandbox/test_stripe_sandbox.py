@@ -118,7 +118,10 @@ def test_checkout_pays_and_creates_subscription_and_invoice(client, sbx):
     assert inv.lines.data[0].taxes[0].tax_rate_details.tax_rate == vat.id
     assert inv.parent.subscription_details.subscription == sub.id
     assert inv.parent.subscription_details.metadata["order_id"] == "7"
-    pi_id = inv.payments.data[0].payment.payment_intent
+    # As on Stripe since basil: an invoice's payments come only when expanded.
+    assert "payments" not in client.v1.invoices.retrieve(inv.id)
+    paid_with = client.v1.invoices.retrieve(inv.id, {"expand": ["payments"]}).payments
+    pi_id = paid_with.data[0].payment.payment_intent
     pi = client.v1.payment_intents.retrieve(pi_id)
     assert pi.status == "succeeded"
     charge = client.v1.charges.retrieve(pi.latest_charge)
