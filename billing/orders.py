@@ -162,6 +162,9 @@ def customer_for(user: User) -> str:
             logger.warning("user %s: Stripe customer %s is gone; making a new one", user.pk, gone)
     # One key per (user, customer replaced): concurrent first checkouts get the same customer.
     after = f"-after-{account.stripe_customer_id}" if account else ""
+    vat_id = params["metadata"]["vat_id"]
+    if vat_id:  # printed on Stripe's invoices (a reverse-charge invoice must name it)
+        params = params | {"tax_id_data": [{"type": "eu_vat", "value": vat_id}]}
     customer = stripe_client.customer_create(
         params=params, idempotency_key=f"user-{user.pk}-customer{after}"
     )
