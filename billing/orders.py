@@ -198,6 +198,11 @@ def checkout_url(order: Order) -> str:
     if session := _open_session(order):
         return session["url"]
     plan = order.plan
+    if order.stripe_price_id != plan.stripe_price_id:
+        raise OrderError(
+            f"The price of {plan.name} changed since this order was placed; nothing was "
+            "charged. Please cancel it and order again to see the new price."
+        )
     rate_id = catalog.tax_rate_id(order.vat_situation)
     tax_rates = [rate_id] if rate_id else []
     line_items = [{"price": order.stripe_price_id, "quantity": 1, "tax_rates": tax_rates}]

@@ -127,3 +127,23 @@ def test_keys_deleted_before_payment_still_give_a_server(shop, german):
     order = order_mark_paid(order_id=order.pk, subscription_id="sub_1", reason="paid")
     assert order.instance.status == Instance.Status.QUEUED
     assert order.root_password_encrypted
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_ledger_updates_and_deletes(german):
+    from django.db import DatabaseError
+
+    LedgerEntry.objects.create(
+        kind=LedgerEntry.Kind.PAYMENT,
+        occurred_at=datetime.datetime.now(datetime.UTC),
+        currency="EUR",
+        net_cents=499,
+        vat_cents=95,
+        gross_cents=594,
+        stripe_object_id="pi_db",
+    )
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        LedgerEntry.objects.filter(stripe_object_id="pi_db").update(net_cents=1, gross_cents=96)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        LedgerEntry.objects.filter(stripe_object_id="pi_db").delete()
+    assert LedgerEntry.objects.get(stripe_object_id="pi_db").net_cents == 499

@@ -262,3 +262,16 @@ def test_cancelling_closes_the_checkout_page(client, shop, german, stripe_settin
     assert order.status == Order.Status.CANCELED
     with pytest.raises(Exception, match="no longer active"):
         stripe_settings.pay(order.stripe_checkout_session_id, "4242424242424242")
+
+
+def test_an_old_unpaid_order_after_a_price_change_says_so(client, shop, german):
+    from billing.catalog import plan_sync
+
+    order = place(german, shop)
+    Plan.objects.filter(pk=shop["nvme"].pk).update(price_cents=549)
+    plan_sync(Plan.objects.get(pk=shop["nvme"].pk))
+    client.force_login(german)
+    response = client.post(reverse("billing:order_pay", args=[order.pk]), follow=True)
+    assert "price of NVMe VPS S changed" in response.content.decode()
+    order.refresh_from_db()
+    assert not order.stripe_checkout_session_id
