@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing import ledger, notifications, stripe_client
 from billing.models import BillingAccount, Order, StripeEvent, Subscription
-from billing.orders import order_mark_paid
+from billing.orders import OrderError, order_mark_paid
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,21 @@ def subscription_refresh(subscription_id: str) -> None:
     if order is None:
         logger.info("subscription %s is not one of our orders; ignored", subscription_id)
         return
-    if subscription.get("status") in PAID_SUBSCRIPTION:
+    items = (subscription.get("items") or {}).get("data") or [{}]
+    item = items[0]
+    if subscription.get("status") in PAID_SUBSCRIPTION and not order.instance_id:
+        price = item.get("price") or {}
+        if price.get("id") != order.stripe_price_id:
+            # Not what the customer ordered (made outside our checkout): staff decide.
+            raise OrderError(
+                f"Subscription {subscription_id} pays {price.get('id')}, but order {order.pk} "
+                f"is for {order.stripe_price_id}; not building."
+            )
         order_mark_paid(
             order_id=order.pk,
             subscription_id=subscription_id,
             reason="Payment received; build queued.",
         )
-    items = (subscription.get("items") or {}).get("data") or [{}]
-    item = items[0]
     Subscription.objects.update_or_create(
         stripe_subscription_id=subscription_id,
         defaults={

@@ -122,3 +122,35 @@ def test_what_the_task_retries():
     assert not _worth_retrying(StripeError("refused"))
     assert _worth_retrying(LedgerNotReady("later"))
     assert not _worth_retrying(ValueError("bug"))
+
+
+def test_a_subscription_for_another_price_does_not_build(client, shop, german, stripe_settings):
+    """Metadata naming the order is not enough: the subscription must pay the ordered price."""
+    from billing.events import event_process
+    from billing.orders import OrderError, customer_for
+
+    order = place(german, shop)  # NVMe VPS S
+    api = stripe_api(stripe_settings)
+    session = api.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer": customer_for(german),
+            "line_items": [{"price": shop["storage"].stripe_price_id, "quantity": 1}],
+            "subscription_data": {"metadata": {"order_id": str(order.pk)}},
+            "success_url": "http://shop.test/ok",
+        }
+    )
+    stripe_settings.pay(session.id, "4242424242424242")
+    for event in sandbox_events(stripe_settings):
+        deliver(client, event)
+    refused = []
+    for stored in StripeEvent.objects.all():
+        try:
+            event_process(stored.pk)
+        except OrderError as error:
+            refused.append(str(error))
+    assert refused and all("not building" in message for message in refused)
+    order.refresh_from_db()
+    assert order.status == Order.Status.AWAITING_PAYMENT
+    assert Instance.objects.count() == 0
+    assert StripeEvent.objects.filter(last_error__contains="not building").exists()
