@@ -46,7 +46,7 @@ class OrderForm(forms.Form):
 
     def __init__(self, *args, owner: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["plan"].queryset = Plan.objects.filter(active=True).exclude(stripe_price_id="")
+        self.fields["plan"].queryset = Plan.objects.on_sale()
         self.fields["location"].queryset = instance_selectors.orderable_locations()
         self.fields["os_image"].queryset = OSImage.objects.filter(active=True).order_by(
             "display_order", "name"

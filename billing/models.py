@@ -18,6 +18,12 @@ def money(cents: int, currency: str = "EUR") -> str:
     return f"{sign}{symbol}{whole:,}.{rest:02d}"
 
 
+class PlanQuerySet(models.QuerySet):
+    def on_sale(self):
+        """Plans a customer can order now: active and pushed to Stripe."""
+        return self.filter(active=True).exclude(stripe_price_id="")
+
+
 def default_currency() -> str:
     return settings.CURRENCY
 
@@ -46,6 +52,8 @@ class Plan(models.Model):
     stripe_price_cents = models.PositiveIntegerField(
         null=True, blank=True, help_text="The amount stripe_price_id charges"
     )
+
+    objects = PlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["family", "display_order", "price_cents"]

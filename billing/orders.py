@@ -17,8 +17,7 @@ from billing import catalog, stripe_client
 from billing.models import BillingAccount, Order, Plan
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
 from instances import selectors as instance_selectors
-from instances.models import OSImage
-from instances.services import HOSTNAME, InstanceSpec, instance_create
+from instances.services import HOSTNAME, HOSTNAME_RULE, InstanceSpec, instance_create
 from portal import secrets
 
 logger = logging.getLogger(__name__)
@@ -82,11 +81,7 @@ def order_place(
         )
     hostname = (hostname or "").strip().lower()
     if not HOSTNAME.fullmatch(hostname):
-        raise OrderError(
-            "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or "
-            "ending with a hyphen (e.g. web-1).",
-            field="hostname",
-        )
+        raise OrderError(HOSTNAME_RULE, field="hostname")
     key_ids = sorted({int(k) for k in ssh_key_ids})
     if SSHKey.objects.filter(owner=owner, pk__in=key_ids).count() != len(key_ids):
         raise OrderError("One of the chosen SSH keys is not yours.", field="ssh_keys")
@@ -317,13 +312,3 @@ def orders_of(user: User):
 def order_of(user: User, order_id: int) -> Order:
     """The customer's own order, or 404."""
     return get_object_or_404(orders_of(user), pk=order_id)
-
-
-def choices_for(user: User) -> dict:
-    """What the order form offers this customer."""
-    return {
-        "plans": Plan.objects.filter(active=True).exclude(stripe_price_id=""),
-        "locations": instance_selectors.orderable_locations(),
-        "images": OSImage.objects.filter(active=True).order_by("display_order", "name"),
-        "ssh_keys": SSHKey.objects.filter(owner=user).order_by("name"),
-    }

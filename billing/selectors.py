@@ -34,7 +34,7 @@ class FamilyColumn:
 
 def catalog() -> list[FamilyColumn]:
     """The families side by side, each with its sizes and where each size can be built now."""
-    active = Plan.objects.filter(active=True).exclude(stripe_price_id="")
+    active = Plan.objects.on_sale()
     columns = []
     for code, label in Family.choices:
         plans = [(plan, availability(plan)) for plan in active.filter(family=code)]

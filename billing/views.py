@@ -40,7 +40,7 @@ def order_new(request):
         return _profile_first(request)
     initial = {}
     if slug := request.GET.get("plan"):
-        initial["plan"] = Plan.objects.filter(slug=slug, active=True).first()
+        initial["plan"] = Plan.objects.on_sale().filter(slug=slug).first()
     if initial.get("plan"):  # preselect where the plan can be built now
         where = [
             slot.location for slot in selectors.availability(initial["plan"]) if slot.available
@@ -94,7 +94,7 @@ def order_summary(request):
     """The order form's price box for another plan (htmx swaps it in as the plan changes)."""
     if not profile_is_complete(request.user):
         return HttpResponse(status=204)
-    plan = Plan.objects.filter(pk=request.GET.get("plan") or 0, active=True).first()
+    plan = Plan.objects.on_sale().filter(pk=request.GET.get("plan") or 0).first()
     if plan is None:
         return HttpResponse(status=204)
     return render(

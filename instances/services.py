@@ -45,6 +45,10 @@ ALLOWED = {
 
 # One DNS label (RFC 1123): what PVE accepts as a VM name and cloud-init as a hostname.
 HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+HOSTNAME_RULE = (
+    "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or ending with a "
+    "hyphen (e.g. web-1)."
+)
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,7 @@ def instance_create(
         if existing:
             return existing, None
     if not HOSTNAME.fullmatch(hostname or ""):
-        raise InstanceError(
-            "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or "
-            "ending with a hyphen (e.g. web-1)."
-        )
+        raise InstanceError(HOSTNAME_RULE)
     keys = SSHKey.objects.filter(owner=owner, pk__in=ssh_key_ids or [])
     if ssh_key_ids and keys.count() != len(set(ssh_key_ids)):
         raise InstanceError("One of the chosen SSH keys does not exist.")
