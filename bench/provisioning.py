@@ -273,7 +273,7 @@ def main() -> int:
     result = {
         "orders": args.orders,
         "time_scale": args.time_scale,
-        "poll_s": float(os.environ.get("PROVISIONING_POLL", "0.5")),
+        "poll_s": float(os.environ.get("OPERATION_POLL", "0.5")),
         "database": "postgresql" if bench_database_url() else "sqlite",
         "broker": "redis" if os.environ.get("REDIS_URL") else "filesystem",
         "cpus": os.cpu_count(),

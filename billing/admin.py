@@ -75,11 +75,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_display = ["pk", "owner", "plan", "hostname", "status", "first_total", "created_at"]
     list_filter = ["status", "plan__family", "vat_treatment"]
     search_fields = ["owner__email", "hostname", "stripe_subscription_id", "=pk"]
-    # The generated password (encrypted, waiting for the customer) is never shown to staff.
-    readonly_fields = [
-        f.name for f in Order._meta.fields if f.name not in ("id", "root_password_encrypted")
-    ]
-    exclude = ["root_password_encrypted"]
+    readonly_fields = [f.name for f in Order._meta.fields if f.name != "id"]
 
     @admin.display(description="first payment")
     def first_total(self, order: Order) -> str:

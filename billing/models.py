@@ -142,8 +142,6 @@ class Order(models.Model):
     instance = models.OneToOneField(
         Instance, null=True, blank=True, on_delete=models.PROTECT, related_name="order"
     )
-    # A generated root password waits here, encrypted, until the customer has seen it once.
-    root_password_encrypted = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

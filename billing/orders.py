@@ -17,8 +17,13 @@ from billing import catalog, stripe_client
 from billing.models import BillingAccount, Order, Plan
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
 from instances import selectors as instance_selectors
-from instances.services import HOSTNAME, HOSTNAME_RULE, InstanceSpec, instance_create
-from portal import secrets
+from instances.services import (
+    HOSTNAME,
+    HOSTNAME_RULE,
+    InstanceSpec,
+    instance_create,
+    password_reveal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +279,7 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
             logger.warning(
                 "order %s: %d ssh key(s) gone", order.pk, len(order.ssh_key_ids) - len(keys)
             )
-        instance, password = instance_create(
+        order.instance = instance_create(
             owner=order.owner,
             hostname=order.hostname,
             location=order.location,
@@ -283,26 +288,16 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
             ssh_key_ids=keys,
             generate_password=order.generate_password or lost_keys,
             external_ref=order.external_ref,
-            queued_reason=reason,
+            reason=reason,
         )
-        order.instance = instance
-        if password:
-            order.root_password_encrypted = secrets.encrypt(password)
         order.save()
-    logger.info("order %s paid (%s): server %s", order.pk, subscription_id, instance.pk)
+    logger.info("order %s paid (%s): server %s", order.pk, subscription_id, order.instance_id)
     return order
 
 
 def root_password_reveal(order: Order) -> str | None:
-    """The generated root password, once: it is wiped as it is read."""
-    with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
-        if not locked.root_password_encrypted:
-            return None
-        password = secrets.decrypt(locked.root_password_encrypted)
-        locked.root_password_encrypted = ""
-        locked.save(update_fields=["root_password_encrypted", "updated_at"])
-    return password
+    """The server's generated root password, once (the server page can show it too)."""
+    return password_reveal(instance=order.instance) if order.instance_id else None
 
 
 def orders_of(user: User):

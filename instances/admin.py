@@ -16,6 +16,7 @@ from instances.models import (
     Family,
     Instance,
     InstanceEvent,
+    InstanceOperation,
     IPAddress,
     IPPool,
     Location,
@@ -137,6 +138,22 @@ class InstanceEventInline(admin.TabularInline):
         return False
 
 
+class InstanceOperationInline(admin.TabularInline):
+    model = InstanceOperation
+    extra = 0
+    can_delete = False
+    fields = [
+        *("created_at", "kind", "state", "actor", "actor_user", "step", "attempts"),
+        *("waiting_reason", "error", "finished_at"),
+    ]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+    verbose_name_plural = "operations"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 class BuildServerForm(forms.Form):
     owner = forms.ModelChoiceField(get_user_model().objects.filter(is_staff=False))
     hostname = forms.RegexField(
@@ -160,7 +177,6 @@ class InstanceAdmin(admin.ModelAdmin):
         "owner",
         "family",
         "status",
-        "build_step",
         "location",
         "node",
         "vmid",
@@ -171,8 +187,10 @@ class InstanceAdmin(admin.ModelAdmin):
     search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
     list_select_related = ["owner", "location", "node__cluster", "ipv4"]
     # State changes go through services (actions below), never through a form.
-    readonly_fields = ["fulfilment"] + [f.name for f in Instance._meta.fields if f.name != "id"]
-    inlines = [InstanceEventInline]
+    readonly_fields = ["fulfilment"] + [
+        f.name for f in Instance._meta.fields if f.name not in ("id", "new_password_encrypted")
+    ]
+    inlines = [InstanceOperationInline, InstanceEventInline]
     actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
     change_list_template = "admin/instances/instance/change_list.html"
 
@@ -185,10 +203,14 @@ class InstanceAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the build of failed servers", permissions=["change"])
     def retry_build(self, request, queryset):
         retried = 0
-        for instance in queryset.filter(status=Instance.Status.FAILED):
-            services.instance_queue(
-                instance_id=instance.pk,
-                reason="Build retried by support.",
+        failed = InstanceOperation.objects.filter(
+            instance__in=queryset.filter(status=Instance.Status.FAILED),
+            kind__in=[InstanceOperation.Kind.BUILD, InstanceOperation.Kind.INSTALL],
+            state=InstanceOperation.State.FAILED,
+        ).order_by("instance", "-created_at")
+        for operation in {op.instance_id: op for op in reversed(list(failed))}.values():
+            services.operation_retry(
+                operation_id=operation.pk,
                 actor=InstanceEvent.Actor.STAFF,
                 actor_user=request.user,
             )
@@ -223,7 +245,7 @@ class InstanceAdmin(admin.ModelAdmin):
             return "—"
         pool = obj.ipv4.pool if obj.ipv4 else None
         if with_password:
-            password = secrets.decrypt(obj.root_password_encrypted) or "(none requested)"
+            password = secrets.decrypt(obj.new_password_encrypted) or "(shown to the customer)"
         else:
             password = "(hidden: needs the permission to change servers)"
         return format_html(
@@ -267,7 +289,7 @@ class InstanceAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             keys = list(data["owner"].ssh_keys.values_list("pk", flat=True))
             try:
-                instance, password = services.instance_create(
+                instance = services.instance_create(
                     owner=data["owner"],
                     hostname=data["hostname"],
                     location=data["location"],
@@ -288,7 +310,7 @@ class InstanceAdmin(admin.ModelAdmin):
                     ),
                     ssh_key_ids=keys if data["use_customer_keys"] else [],
                     generate_password=data["generate_password"],
-                    queued_reason="Build queued by support.",
+                    reason="Build queued by support.",
                     actor=InstanceEvent.Actor.STAFF,
                     actor_user=request.user,
                 )
@@ -296,6 +318,7 @@ class InstanceAdmin(admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, f"Build of {instance.hostname} queued.")
+                password = services.password_reveal(instance=instance)
                 if not password:
                     return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
                 # Shown in this response only (never in a message cookie or the session).

@@ -188,7 +188,6 @@ def reserve(instance_id: int, *, is_vmid_free: VmidCheck) -> Instance:
         instance.vmid = allocate_vmid(node, is_vmid_free)
         instance.ipv4 = allocate_ipv4(instance)
         instance.ipv6 = ipv6_for(instance.ipv4)
-        instance.waiting_reason = ""
         instance.save(
             update_fields=[
                 "node",
@@ -196,7 +195,6 @@ def reserve(instance_id: int, *, is_vmid_free: VmidCheck) -> Instance:
                 "vmid",
                 "ipv4",
                 "ipv6",
-                "waiting_reason",
                 "updated_at",
             ]
         )

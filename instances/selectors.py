@@ -4,20 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from instances import placement
-from instances.models import DedicatedServer, Family, Instance, IPAddress, Location, Node, OSImage
-from instances.provisioning import STEP_LABELS, STEPS
+from instances.models import (
+    DedicatedServer,
+    Family,
+    Instance,
+    InstanceOperation,
+    IPAddress,
+    Location,
+    Node,
+    OSImage,
+)
+from instances.operations import KINDS
 
 
 def servers_of(user: User) -> QuerySet[Instance]:
+    """The customer's servers, each with `live_kind`: the operation running on it, if any."""
+    live = InstanceOperation.objects.filter(
+        instance=OuterRef("pk"), state__in=InstanceOperation.LIVE
+    )
     return (
         Instance.objects.filter(owner=user)
         .exclude(status=Instance.Status.TERMINATED)
         .select_related("location", "os_image", "ipv4")
+        .annotate(live_kind=Subquery(live.values("kind")[:1]))
     )
 
 
@@ -30,32 +44,30 @@ def server_of(user: User, instance_id: int) -> Instance:
     )
 
 
+def operation_shown(instance: Instance) -> InstanceOperation | None:
+    """The operation the server page shows: the one running, else a failed build or install
+    (the server is failed and waits for support), else none."""
+    operations = instance.operations.order_by("-created_at", "-id")
+    live = operations.filter(state__in=InstanceOperation.LIVE).first()
+    if live is not None or instance.status != Instance.Status.FAILED:
+        return live
+    return operations.filter(state=InstanceOperation.State.FAILED).first()
+
+
 @dataclass(frozen=True)
 class ProgressStep:
     label: str
     state: str  # done | current | todo | failed
 
 
-DEDICATED_LABELS = {"reserve": "Reserving a machine", "install": "Installing", "ready": "Ready"}
-
-
-def build_progress(instance: Instance) -> list[ProgressStep]:
-    """The named build steps for the progress bar (consecutive steps of one label merged)."""
-    if instance.family == Family.DEDICATED:
-        step_labels, steps = DEDICATED_LABELS, list(DEDICATED_LABELS)
-    else:
-        step_labels, steps = STEP_LABELS, STEPS
-    labels: list[str] = []
-    for step in steps:
-        if step_labels[step] not in labels:
-            labels.append(step_labels[step])
-    if instance.status in (Instance.Status.RUNNING, Instance.Status.STOPPED):
+def progress(operation: InstanceOperation) -> list[ProgressStep]:
+    """The operation's steps for the progress bar, from its kind's table of steps."""
+    kind = KINDS[operation.kind]
+    labels = kind.labels()
+    if operation.state == InstanceOperation.State.SUCCEEDED:
         return [ProgressStep(label, "done") for label in labels]
-    current = step_labels.get(instance.build_step or "reserve", labels[0])
-    if instance.status == Instance.Status.PENDING:
-        current = None
-    index = labels.index(current) if current in labels else -1
-    failed = instance.status == Instance.Status.FAILED
+    index = labels.index(kind.step(operation.step).label)
+    failed = operation.state == InstanceOperation.State.FAILED
     result = []
     for i, label in enumerate(labels):
         if i < index:
@@ -68,9 +80,14 @@ def build_progress(instance: Instance) -> list[ProgressStep]:
     return result
 
 
-def percent_done(progress: list[ProgressStep]) -> int:
-    done = sum(1 for step in progress if step.state == "done")
-    return round(100 * done / len(progress)) if progress else 0
+def percent_done(steps: list[ProgressStep]) -> int:
+    done = sum(1 for step in steps if step.state == "done")
+    return round(100 * done / len(steps)) if steps else 0
+
+
+def operation_title(operation: InstanceOperation) -> str:
+    """ "Reboot", "Build", ... for the page's heading of the running operation."""
+    return KINDS[operation.kind].title
 
 
 def orderable_locations() -> QuerySet[Location]:

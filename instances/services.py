@@ -1,4 +1,8 @@
-"""Writes for servers. Billing (and the admin) ask for servers through these functions only."""
+"""Writes for servers. Billing, the pages and the admin ask for servers through these functions.
+
+Every change to a server after it is created is an operation (instances/operations/): these
+functions check that it may start, record who asked, and queue it; the engine runs it.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +13,34 @@ import string
 import uuid
 from dataclasses import dataclass
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import SSHKey, User
-from instances.models import Instance, InstanceEvent, Location, OSImage
+from instances.models import Family, Instance, InstanceOperation, Location, OSImage
+from instances.operations import KINDS
+from instances.state import (
+    Actor,
+    InstanceError,
+    Status,
+    TransitionConflict,
+    event_record,
+    instance_transition,
+)
 from portal import secrets
 
 logger = logging.getLogger(__name__)
-Status = Instance.Status
-Actor = InstanceEvent.Actor
+Kind = InstanceOperation.Kind
+OpState = InstanceOperation.State
 
-
-class InstanceError(Exception):
-    """A request about a server that cannot be done; the message is for the person who asked."""
-
-
-class TransitionConflict(InstanceError):
-    """The server was not in a state this change starts from (someone else changed it first)."""
-
-
-# Which status may follow which (DESIGN.md "Instance states").
-ALLOWED = {
-    Status.PENDING: {Status.QUEUED, Status.TERMINATED},
-    Status.QUEUED: {Status.PROVISIONING, Status.FAILED, Status.TERMINATING},
-    Status.PROVISIONING: {Status.RUNNING, Status.FAILED, Status.QUEUED, Status.TERMINATING},
-    Status.RUNNING: {Status.STOPPED, Status.SUSPENDED, Status.TERMINATING, Status.FAILED},
-    Status.STOPPED: {Status.RUNNING, Status.SUSPENDED, Status.TERMINATING},
-    Status.SUSPENDED: {Status.RUNNING, Status.STOPPED, Status.TERMINATING},
-    Status.FAILED: {Status.QUEUED, Status.TERMINATING, Status.RUNNING},
-    Status.TERMINATING: {Status.TERMINATED, Status.FAILED},
-    Status.TERMINATED: set(),
-}
-
+__all__ = [
+    "InstanceError",
+    "OperationInProgress",
+    "TransitionConflict",
+    "instance_create",
+    "operation_request",
+]
 
 # One DNS label (RFC 1123): what PVE accepts as a VM name and cloud-init as a hostname.
 HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
@@ -49,6 +48,10 @@ HOSTNAME_RULE = (
     "A hostname is 1-63 lower-case letters, digits and hyphens, not starting or ending with a "
     "hyphen (e.g. web-1)."
 )
+
+
+class OperationInProgress(InstanceError):
+    """Another operation runs on the server; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -60,69 +63,6 @@ class InstanceSpec:
     memory_mib: int
     disk_gib: int
     storage_class: str
-
-
-def event_record(
-    instance: Instance,
-    *,
-    message: str,
-    detail: str = "",
-    step: str = "",
-    old_status: str = "",
-    new_status: str = "",
-    actor: str = Actor.SYSTEM,
-    actor_user: User | None = None,
-) -> InstanceEvent:
-    return InstanceEvent.objects.create(
-        instance=instance,
-        message=message,
-        detail=detail,
-        step=step,
-        old_status=old_status,
-        new_status=new_status,
-        actor=actor,
-        actor_user=actor_user,
-    )
-
-
-def instance_transition(
-    *,
-    instance_id: int,
-    to: str,
-    reason: str,
-    detail: str = "",
-    expect: set[str] | None = None,
-    actor: str = Actor.SYSTEM,
-    actor_user: User | None = None,
-    **fields,
-) -> Instance:
-    """Move a server to status `to` (conditional update) and log it; raises TransitionConflict."""
-    with transaction.atomic():
-        instance = Instance.objects.select_for_update().get(pk=instance_id)
-        old = instance.status
-        allowed_from = (
-            expect if expect is not None else {s for s, nxt in ALLOWED.items() if to in nxt}
-        )
-        if old not in allowed_from or to not in ALLOWED[old]:
-            raise TransitionConflict(f"Server {instance.hostname} is {old}; it cannot become {to}.")
-        updated = Instance.objects.filter(pk=instance_id, status=old).update(
-            status=to, updated_at=timezone.now(), **fields
-        )
-        if not updated:  # pragma: no cover - the row lock makes this unreachable
-            raise TransitionConflict(f"Server {instance.hostname} changed while we looked.")
-        instance.refresh_from_db()
-        event_record(
-            instance,
-            message=reason,
-            detail=detail,
-            step=instance.build_step,
-            old_status=old,
-            new_status=to,
-            actor=actor,
-            actor_user=actor_user,
-        )
-    logger.info("instance %s: %s -> %s (%s)", instance_id, old, to, reason)
-    return instance
 
 
 def generate_root_password(length: int = 20) -> str:
@@ -137,24 +77,23 @@ def instance_create(
     location: Location,
     os_image: OSImage,
     spec: InstanceSpec,
+    reason: str,
     ssh_key_ids: list[int] | None = None,
     generate_password: bool = False,
     external_ref: str | None = None,
-    paid: bool = True,
-    queued_reason: str = "Payment received; build queued.",
     actor: str = Actor.SYSTEM,
     actor_user: User | None = None,
-) -> tuple[Instance, str | None]:
-    """Create a server record and, when paid, queue its build.
+) -> Instance:
+    """Create a server record and queue its build; `reason` is the timeline's first entry.
 
-    Idempotent per `external_ref`: asking twice returns the first server and no password.
-    Returns the instance and the generated root password (shown once, then only encrypted
-    until cloud-init has it).
+    Idempotent per `external_ref`: asking twice returns the first server. A generated root
+    password goes to the server with the build and waits, encrypted, until the customer has
+    seen it once (`password_reveal`).
     """
     if external_ref:
         existing = Instance.objects.filter(external_ref=external_ref).first()
         if existing:
-            return existing, None
+            return existing
     if not HOSTNAME.fullmatch(hostname or ""):
         raise InstanceError(HOSTNAME_RULE)
     keys = SSHKey.objects.filter(owner=owner, pk__in=ssh_key_ids or [])
@@ -164,7 +103,7 @@ def instance_create(
         raise InstanceError("Choose at least one SSH key or ask for a root password.")
     if spec.disk_gib < os_image.min_disk_gib:
         raise InstanceError(f"{os_image.name} needs at least {os_image.min_disk_gib} GiB of disk.")
-    password = generate_root_password() if generate_password else None
+    password = generate_root_password() if generate_password else ""
     try:
         with transaction.atomic():
             instance = Instance.objects.create(
@@ -181,7 +120,7 @@ def instance_create(
                 disk_gib=spec.disk_gib,
                 storage_class=spec.storage_class,
                 ssh_keys="\n".join(key.public_key for key in keys),
-                root_password_encrypted=secrets.encrypt(password) if password else "",
+                new_password_encrypted=secrets.encrypt(password),
                 status=Status.PENDING,
             )
             event_record(
@@ -191,35 +130,140 @@ def instance_create(
                 actor=actor,
                 actor_user=actor_user,
             )
-            if paid:
-                instance_queue(instance_id=instance.pk, reason=queued_reason)
+            kind = Kind.INSTALL if spec.family == Family.DEDICATED else Kind.BUILD
+            operation = _operation_create(
+                instance, kind, actor=actor, actor_user=actor_user, secret=password
+            )
+            instance_transition(
+                instance_id=instance.pk,
+                to=Status.QUEUED,
+                reason=reason,
+                actor=actor,
+                actor_user=actor_user,
+                operation=operation,
+            )
     except IntegrityError:
         if external_ref:  # a concurrent request created it first
-            return Instance.objects.get(external_ref=external_ref), None
+            return Instance.objects.get(external_ref=external_ref)
         raise
     instance.refresh_from_db()
-    return instance, password
-
-
-def instance_queue(*, instance_id: int, reason: str, actor: str = Actor.SYSTEM, actor_user=None):
-    """Queue the build (after payment, or a staff retry of a failed build)."""
-    instance = instance_transition(
-        instance_id=instance_id,
-        to=Status.QUEUED,
-        reason=reason,
-        expect={Status.PENDING, Status.FAILED},
-        actor=actor,
-        actor_user=actor_user,
-        last_error="",
-        step_attempts=0,
-        step_started_at=timezone.now(),
-        build_chain=(chain := uuid.uuid4().hex),
-    )
-    _enqueue_build(instance.pk, chain)
     return instance
 
 
-def _enqueue_build(instance_id: int, chain: str) -> None:
-    from instances.tasks import provision_instance
+def operation_request(
+    *,
+    instance_id: int,
+    kind: str,
+    actor: str,
+    actor_user: User | None = None,
+    params: dict | None = None,
+    secret: str = "",
+) -> InstanceOperation:
+    """Ask for a change to a server; it runs in the background (its steps show on the page).
 
-    transaction.on_commit(lambda: provision_instance.delay(instance_id, chain))
+    Raises OperationInProgress while another operation runs, and InstanceError when the server
+    is not in a state the change starts from; both messages are for the person who asked.
+    """
+    spec = KINDS[kind]
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.status not in spec.allowed_from:
+            raise InstanceError(
+                f"{instance.hostname} is {instance.get_status_display()}; "
+                f"{spec.noun} is not possible now."
+            )
+        operation = _operation_create(
+            instance, kind, actor=actor, actor_user=actor_user, params=params, secret=secret
+        )
+        if spec.requested:
+            event_record(
+                instance,
+                message=spec.requested,
+                actor=actor,
+                actor_user=actor_user,
+                operation=operation,
+            )
+    return operation
+
+
+def _operation_create(
+    instance: Instance,
+    kind: str,
+    *,
+    actor: str,
+    actor_user: User | None,
+    params: dict | None = None,
+    secret: str = "",
+) -> InstanceOperation:
+    """The operation row (at most one live per server: the database refuses a second)."""
+    running = instance.operations.filter(state__in=InstanceOperation.LIVE).first()
+    if running is not None:
+        raise OperationInProgress(_in_progress(running))
+    try:
+        with transaction.atomic():
+            operation = InstanceOperation.objects.create(
+                instance=instance,
+                kind=kind,
+                actor=actor,
+                actor_user=actor_user,
+                params=params or {},
+                secret_encrypted=secrets.encrypt(secret),
+                chain=uuid.uuid4().hex,
+            )
+    except IntegrityError:
+        running = instance.operations.filter(state__in=InstanceOperation.LIVE).first()
+        raise OperationInProgress(_in_progress(running)) from None
+    _enqueue(operation)
+    return operation
+
+
+def _in_progress(operation: InstanceOperation | None) -> str:
+    noun = KINDS[operation.kind].noun if operation else "another change"
+    return f"{noun[0].upper()}{noun[1:]} is in progress; try again when it has finished."
+
+
+def _enqueue(operation: InstanceOperation) -> None:
+    # By name: the task module sits above this one (tasks -> engine -> operations -> services
+    # would be a cycle). Sent once the row is committed, so the worker finds it.
+    operation_id, chain = operation.pk, operation.chain
+    transaction.on_commit(
+        lambda: current_app.send_task("instances.advance_operation", args=(operation_id, chain))
+    )
+
+
+def operation_retry(*, operation_id: int, actor: str, actor_user: User | None = None) -> None:
+    """Staff resume a failed build or installation at the step it failed in (same VM and IP)."""
+    with transaction.atomic():
+        operation = InstanceOperation.objects.select_for_update().get(pk=operation_id)
+        if operation.state != OpState.FAILED or operation.kind not in (Kind.BUILD, Kind.INSTALL):
+            raise InstanceError("Only a failed build or installation can be retried.")
+        first = KINDS[operation.kind].steps[0].name
+        resumed = operation.step not in ("", first)
+        instance_transition(
+            instance_id=operation.instance_id,
+            to=Status.PROVISIONING if resumed else Status.QUEUED,
+            expect={Status.FAILED},
+            reason="Build retried by support.",
+            actor=actor,
+            actor_user=actor_user,
+            operation=operation,
+        )
+        operation.state = OpState.QUEUED
+        operation.chain = uuid.uuid4().hex
+        operation.attempts = 0
+        operation.error = operation.error_message = ""
+        operation.finished_at = None
+        operation.step_started_at = timezone.now()
+        operation.save()
+        _enqueue(operation)
+
+
+def password_reveal(*, instance: Instance) -> str | None:
+    """The generated root password, once: it is wiped as it is read (None if already seen)."""
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        if not locked.new_password_encrypted:
+            return None
+        password = secrets.decrypt(locked.new_password_encrypted)
+        Instance.objects.filter(pk=instance.pk).update(new_password_encrypted="")
+    return password

@@ -1,20 +1,20 @@
-"""Thin Celery tasks: take ids, call provisioning, re-queue themselves while PVE works."""
+"""Thin Celery tasks: take ids, call the operation engine, re-queue themselves while PVE works."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from instances import provisioning
+from instances.operations import engine
 
 
-@shared_task(name="instances.provision", ignore_result=True)
-def provision_instance(instance_id: int, chain: str = "") -> None:
-    delay = provisioning.advance(instance_id, chain=chain)
+@shared_task(name="instances.advance_operation", ignore_result=True)
+def advance_operation(operation_id: int, chain: str = "") -> None:
+    delay = engine.advance(operation_id, chain=chain)
     if delay is not None:
-        provision_instance.apply_async((instance_id, chain), countdown=delay)
+        advance_operation.apply_async((operation_id, chain), countdown=delay)
 
 
-@shared_task(name="instances.reap_stuck_builds", ignore_result=True)
-def reap_stuck_builds() -> None:
-    for instance_id, chain in provisioning.reap():
-        provision_instance.delay(instance_id, chain)
+@shared_task(name="instances.reap_operations", ignore_result=True)
+def reap_operations() -> None:
+    for operation_id, chain in engine.reap():
+        advance_operation.delay(operation_id, chain)

@@ -27,16 +27,18 @@ def server_list(request):
 @require_GET
 def server_detail(request, instance_id: int):
     instance = selectors.server_of(request.user, instance_id)
-    progress = selectors.build_progress(instance)
+    operation = selectors.operation_shown(instance)
+    progress = selectors.progress(operation) if operation else []
     context = {
         "instance": instance,
+        "operation": operation,
         "progress": progress,
         "percent": selectors.percent_done(progress),
         "events": instance.events.order_by("-created_at", "-id")[:50],
     }
     if request.htmx:
         response = render(request, "instances/detail.html#live", context)
-        if instance.is_settled:
+        if not (operation and operation.is_live):
             # 286 tells htmx to stop polling; the settled partial is still swapped in.
             response.status_code = HttpResponseStopPolling.status_code
     else:

@@ -48,9 +48,9 @@ def configure(app: Celery) -> None:
         timezone="UTC",
         worker_hijack_root_logger=False,
         beat_schedule={
-            "reap-stuck-builds": {
-                "task": "instances.reap_stuck_builds",
-                "schedule": settings.PROVISIONING_REAPER_INTERVAL,
+            "reap-operations": {
+                "task": "instances.reap_operations",
+                "schedule": settings.OPERATION_REAPER_INTERVAL,
             },
             "retry-stripe-events": {
                 "task": "billing.retry_stripe_events",

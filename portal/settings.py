@@ -234,20 +234,24 @@ MAILERS = {
     "default": mailer_from_url(env("EMAIL_URL", "console:" if DEBUG else "smtp://localhost:25"))
 }
 
-# --- Provisioning (seconds unless named otherwise) --------------------------------------------
+# --- Server operations (seconds unless named otherwise) ---------------------------------------
 
-PROVISIONING_POLL = float(env("PROVISIONING_POLL", "0.5"))  # the first look; later ones grow
-PROVISIONING_RETRY_BASE = float(env("PROVISIONING_RETRY_BASE", "5"))
-PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6)
-PROVISIONING_CAPACITY_RETRY = float(env("PROVISIONING_CAPACITY_RETRY", "60"))
-# A build untouched this long with no worker on it is resumed by the reaper...
-# How long a worker's claim on a build lasts without progress: longer than a few PVE API calls
-# (30 s timeout each); steps never block on a PVE task.
-PROVISIONING_LEASE = env_int("PROVISIONING_LEASE", 120)
-PROVISIONING_STUCK_AFTER = env_int("PROVISIONING_STUCK_AFTER", 600)
+# The first look at a busy PVE task of a kind not seen before (later looks come at a twentieth
+# of the time waited, up to 5 s); kinds seen before are looked at when they usually end.
+OPERATION_POLL = float(env("OPERATION_POLL", "0.5"))
+OPERATION_RETRY_BASE = float(env("OPERATION_RETRY_BASE", "5"))
+OPERATION_MAX_RETRIES = env_int("OPERATION_MAX_RETRIES", 6)
+OPERATION_CAPACITY_RETRY = float(env("OPERATION_CAPACITY_RETRY", "60"))
+# How long a worker's claim on an operation lasts without progress: longer than a few PVE API
+# calls (30 s timeout each); steps never block on a PVE task.
+OPERATION_LEASE = env_int("OPERATION_LEASE", 120)
+# An operation untouched this long with no worker on it is resumed by the reaper...
+OPERATION_STUCK_AFTER = env_int("OPERATION_STUCK_AFTER", 600)
 # ...and one whose current step started this long ago is failed for staff.
-PROVISIONING_DEADLINE = env_int("PROVISIONING_DEADLINE", 3600)
-PROVISIONING_REAPER_INTERVAL = env_int("PROVISIONING_REAPER_INTERVAL", 60)
+OPERATION_DEADLINE = env_int("OPERATION_DEADLINE", 3600)
+OPERATION_REAPER_INTERVAL = env_int("OPERATION_REAPER_INTERVAL", 60)
+# How long a guest gets to power off after the ACPI request before it is stopped.
+OPERATION_SHUTDOWN_TIMEOUT = env_int("OPERATION_SHUTDOWN_TIMEOUT", 60)
 
 # --- Outside services ------------------------------------------------------------------------
 

@@ -130,3 +130,11 @@ def make_instance(owner, location, *, hostname="web1", status="queued", **spec):
         status=status,
         **values,
     )
+
+
+def make_operation(instance, *, kind="build", state="running", step="", **fields):
+    from instances.models import InstanceOperation
+
+    return InstanceOperation.objects.create(
+        instance=instance, kind=kind, state=state, step=step, chain="chain-1", **fields
+    )

@@ -22,7 +22,7 @@ DEMO_TOKEN_SECRET = "tests-demo-cluster-token"
 def world(db, fakepve, fakepve_cafile, tmp_path, settings):
     """The demo cluster served over TLS, and its Location/Cluster/Node/.../IPPool rows."""
     settings.VAR_DIR = tmp_path / "var"
-    settings.PROVISIONING_RETRY_BASE = 0.01
+    settings.OPERATION_RETRY_BASE = 0.01
     demo.install_extensions(fakepve)
     demo.populate(fakepve, token_secret=DEMO_TOKEN_SECRET)
     facts = demo.cluster_facts(

@@ -126,7 +126,7 @@ def test_keys_deleted_before_payment_still_give_a_server(shop, german):
     sshkey_delete(owner=german, key_id=key.pk)
     order = order_mark_paid(order_id=order.pk, subscription_id="sub_1", reason="paid")
     assert order.instance.status == Instance.Status.QUEUED
-    assert order.root_password_encrypted
+    assert order.instance.new_password_encrypted
 
 
 @pytest.mark.postgres

@@ -237,16 +237,14 @@ def test_generated_password_is_shown_once(client, shop, german, stripe_settings)
         deliver(client, event)
     process_all()
     order.refresh_from_db()
-    assert order.root_password_encrypted
+    assert order.instance.new_password_encrypted
     client.force_login(german)
     page = client.get(reverse("billing:order", args=[order.pk])).content.decode()
     assert "Show the root password" in page
     shown = client.post(reverse("billing:order_password", args=[order.pk]))
     password = shown.context["password"]
     assert len(password) >= 16 and password in shown.content.decode()
-    order.refresh_from_db()
-    assert order.root_password_encrypted == ""
-    assert password not in Instance.objects.get().root_password_encrypted
+    assert Instance.objects.get().new_password_encrypted == ""
     again = client.post(reverse("billing:order_password", args=[order.pk]), follow=True)
     assert password not in again.content.decode()
     assert "already shown once" in again.content.decode()

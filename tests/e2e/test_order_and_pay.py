@@ -36,7 +36,7 @@ def worker(live_server, stripe_settings, world, settings) -> Iterator[None]:
     csp = dict(settings.SECURE_CSP)
     csp["form-action"] = [*csp["form-action"], stripe_settings.url]
     settings.SECURE_CSP = csp
-    settings.PROVISIONING_POLL = 0.1
+    settings.OPERATION_POLL = 0.1
     stripe_settings.set_webhook(f"{live_server.url}/billing/stripe/webhook/", "whsec_test_portal")
     celery_app.control.purge()  # messages other tests queued for nobody
     with start_worker(

@@ -6,7 +6,7 @@ import pytest
 
 from instances.models import Instance
 from instances.services import event_record
-from tests.factories import make_instance, make_location_with_capacity
+from tests.factories import make_instance, make_location_with_capacity, make_operation
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_another_customers_server_is_404(client, alice, mallory, location):
 
 def test_a_building_server_page_polls_its_live_partial(client, alice, location):
     server = make_instance(alice, location, status=Instance.Status.PROVISIONING)
-    Instance.objects.filter(pk=server.pk).update(build_step="wait_clone")
+    make_operation(server, step="wait_clone")
     event_record(server, message="Copying the OS image…")
     client.force_login(alice)
     page = client.get(f"/servers/{server.pk}/").content.decode()
@@ -56,9 +56,7 @@ def test_polling_stops_with_286_once_the_server_runs(client, alice, location):
 
 def test_a_failed_build_says_so_plainly(client, alice, location):
     server = make_instance(alice, location, status=Instance.Status.FAILED)
-    Instance.objects.filter(pk=server.pk).update(
-        build_step="clone", last_error="can't lock file - got timeout"
-    )
+    make_operation(server, state="failed", step="clone", error="can't lock file - got timeout")
     client.force_login(alice)
     html = client.get(f"/servers/{server.pk}/").content.decode()
     assert "The build of this server failed" in html

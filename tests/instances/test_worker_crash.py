@@ -36,11 +36,11 @@ def database_url() -> str:
 def start_worker(tmp_path: Path, name: str, *, beat: bool) -> subprocess.Popen:
     env = os.environ | {
         "DATABASE_URL": database_url(),
-        "PROVISIONING_POLL": "0.3",
-        "PROVISIONING_LEASE": "3",
-        "PROVISIONING_STUCK_AFTER": "2",
-        "PROVISIONING_REAPER_INTERVAL": "1",
-        "PROVISIONING_RETRY_BASE": "0.2",
+        "OPERATION_POLL": "0.3",
+        "OPERATION_LEASE": "3",
+        "OPERATION_STUCK_AFTER": "2",
+        "OPERATION_REAPER_INTERVAL": "1",
+        "OPERATION_RETRY_BASE": "0.2",
     }
     command = [
         sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=prefork",
@@ -89,16 +89,17 @@ def test_a_build_survives_its_worker_being_killed(world, demo_location, alice, w
     world.time_scale = 0.5  # the demo's durations at half speed: booting takes ~6 s
     celery_app.control.purge()  # nothing left over from other tests' transactions
     first = workers("first")
-    instance, _ = instance_create(
+    instance = instance_create(
         owner=alice,
         hostname="survivor",
         location=demo_location,
         os_image=image(),
         spec=InstanceSpec("nvme_vps", "NVMe S", 2, False, 2048, 20, "nvme"),
         generate_password=True,
+        reason="Build queued.",
     )
     wait_for(
-        lambda: Instance.objects.get(pk=instance.pk).build_step == "wait_running",
+        lambda: instance.operations.get().step == "wait_running",
         timeout=90,
         what=f"the first worker to start the VM (log: {tmp_path / 'first.log'})",
     )
@@ -114,6 +115,6 @@ def test_a_build_survives_its_worker_being_killed(world, demo_location, alice, w
         timeout=120,
         what=f"the second worker to finish (log: {tmp_path / 'second.log'})",
     )
-    assert done.status == Instance.Status.RUNNING, done.last_error
+    assert done.status == Instance.Status.RUNNING, instance.operations.get().error
     assert len(portal_vms(world)) == 1
     assert done.events.filter(message="Your server is ready.").count() == 1

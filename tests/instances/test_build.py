@@ -1,20 +1,37 @@
-"""The build pipeline against the demo cluster on fakepve, over TLS with the real proxmoxer."""
+"""Building a server on the demo cluster (fakepve over TLS, the real proxmoxer), driven through
+the engine's public entry point; faults are injected in the fake, never in the code under test."""
 
 from __future__ import annotations
 
 import threading
+import warnings
+from datetime import timedelta
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
 
 import pytest
 from django.core import mail
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from fakepve import TaskError
 
 from accounts.services import sshkey_add
-from instances import provisioning
-from instances.models import Instance, InstanceEvent
-from instances.services import InstanceSpec, instance_create, instance_queue
+from instances.models import Instance, InstanceEvent, InstanceOperation, OSTemplate
+from instances.operations import engine
+from instances.operations.build import BUILD
+from instances.services import InstanceSpec, instance_create, operation_retry, password_reveal
 from tests.accounts.test_ssh_keys import ED25519_KEY
-from tests.instances.world import assert_no_leaked_ip, build, decoded_keys, image, portal_vms
+from tests.instances.world import (
+    assert_no_leaked_ip,
+    build,
+    decoded_keys,
+    image,
+    last_operation,
+    live_operation,
+    portal_vms,
+)
 
 NVME_SMALL = InstanceSpec(
     family="nvme_vps",
@@ -29,16 +46,16 @@ NVME_SMALL = InstanceSpec(
 
 def order(owner, location, *, spec=NVME_SMALL, slug="debian-12", hostname="web1", **kwargs):
     key = owner.ssh_keys.first() or sshkey_add(owner=owner, name="laptop", public_key=ED25519_KEY)
-    instance, password = instance_create(
+    return instance_create(
         owner=owner,
         hostname=hostname,
         location=location,
         os_image=image(slug),
         spec=spec,
         ssh_key_ids=[key.pk],
+        reason="Payment received; build queued.",
         **kwargs,
     )
-    return instance
 
 
 @pytest.mark.parametrize("slug", ["debian-12", "ubuntu-24-04", "almalinux-9", "rocky-9"])
@@ -82,47 +99,39 @@ def test_the_timeline_names_each_step(world, demo_location, alice):
 def test_a_generated_root_password_reaches_cloud_init_and_is_then_forgotten(
     world, demo_location, alice
 ):
-    instance, password = instance_create(
+    instance = instance_create(
         owner=alice,
         hostname="pw",
         location=demo_location,
         os_image=image(),
         spec=NVME_SMALL,
         generate_password=True,
+        reason="Build queued.",
     )
-    assert password and len(password) >= 16
-    assert password not in instance.root_password_encrypted
+    carried = live_operation(instance.pk)
+    assert carried.secret_encrypted and instance.new_password_encrypted
     instance = build(instance.pk)
     [vm] = portal_vms(world)
     assert vm.config["cipassword"].startswith("$5$"), "PVE keeps only a hash"
-    assert instance.root_password_encrypted == ""
+    assert last_operation(instance.pk).secret_encrypted == "", "the build forgot it"
+    password = password_reveal(instance=instance)
+    assert password and len(password) >= 16
+    assert crypt.crypt(password, vm.config["cipassword"]) == vm.config["cipassword"]
+    assert password_reveal(instance=instance) is None, "shown once"
 
 
 # --- Faults ------------------------------------------------------------------------------------
 
 
-def clone_path(instance) -> str:
-    template = provisioning._template_for(Instance.objects.get(pk=instance.pk))
-    return f"/nodes/{instance.node.name}/qemu/{template.vmid}/clone"
-
-
-def reserve(instance):
-    """Run the build's first step, so the test knows node and VMID before injecting a fault."""
-    provisioning.STEP_FUNCTIONS["reserve"](instance, provisioning.PveClient.for_cluster)
-    provisioning._next_step(instance, "reserve")
-    return Instance.objects.get(pk=instance.pk)
-
-
 def test_a_storage_lock_timeout_during_clone_is_retried(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
     world.fail(
         "POST",
-        clone_path(instance),
+        "/clone",
         500,
         "can't lock file '/var/lock/pve-manager/pve-storage-nvme' - got timeout",
         times=2,
     )
-    instance = build(instance.pk)
+    instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
     retries = instance.events.filter(message__contains="is taking longer; trying again")
@@ -134,48 +143,34 @@ def test_a_storage_lock_timeout_during_clone_is_retried(world, demo_location, al
 def test_lost_quorum_fails_after_the_retry_budget_with_pves_message(
     world, demo_location, alice, settings
 ):
-    settings.PROVISIONING_MAX_RETRIES = 3
+    settings.OPERATION_MAX_RETRIES = 3
     instance = order(alice, demo_location)
     world.lose_quorum()
     instance = build(instance.pk)
     assert instance.status == Instance.Status.FAILED
-    assert "no quorum" in instance.last_error
-    assert "Gave up after 3 retries" in instance.last_error
+    failed = last_operation(instance.pk)
+    assert failed.state == InstanceOperation.State.FAILED
+    assert "no quorum" in failed.error
+    assert "Gave up after 3 retries" in failed.error
     assert portal_vms(world) == []
     assert_no_leaked_ip()
 
 
 def test_lost_quorum_that_returns_in_time_ends_running(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
+    instance = order(alice, demo_location)
     world.lose_quorum()
-    assert provisioning.advance(instance.pk) is not None  # transient: come back later
+    assert engine.advance(live_operation(instance.pk).pk) is not None  # come back later
     world.regain_quorum()
     assert build(instance.pk).status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
 
 
-def advance_until(instance, step: str) -> None:
-    """Build up to (not into) `step`: the clone exists, the fault comes next."""
-    for _ in range(50):
-        if Instance.objects.get(pk=instance.pk).build_step == step:
-            return
-        provisioning.STEP_FUNCTIONS[Instance.objects.get(pk=instance.pk).build_step](
-            Instance.objects.get(pk=instance.pk), provisioning.PveClient.for_cluster
-        )
-        provisioning._next_step(instance, Instance.objects.get(pk=instance.pk).build_step)
-    raise AssertionError(f"never reached {step}")
-
-
-def test_a_node_going_offline_mid_build_is_waited_out(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
-    node = instance.node.name
-    advance_until(instance, "configure")
-    world.set_node_offline(node)
-    assert provisioning.advance(instance.pk) is not None
-    assert Instance.objects.get(pk=instance.pk).status == Instance.Status.PROVISIONING
-    world.set_node_offline(node, offline=False)
-    assert build(instance.pk).status == Instance.Status.RUNNING
+def test_a_node_unreachable_while_configuring_is_waited_out(world, demo_location, alice):
+    world.fail("POST", "/config", error="no_route_to_host", times=2)
+    instance = build(order(alice, demo_location).pk)
+    assert instance.status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
+    assert instance.events.filter(message="Configuring is taking longer; trying again in 0 s.")
 
 
 def fail_clone_tasks(pve, message: str) -> None:
@@ -189,97 +184,102 @@ def fail_clone_tasks(pve, message: str) -> None:
 
 
 def test_a_clone_task_that_ends_in_task_error_fails_the_build(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
     fail_clone_tasks(world, "storage 'nvme' is full")
-    instance = build(instance.pk)
+    instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.FAILED
-    assert instance.last_error == "clone failed: storage 'nvme' is full"
+    assert last_operation(instance.pk).error == "clone failed: storage 'nvme' is full"
     assert portal_vms(world) == []
     assert_no_leaked_ip()
     event = instance.events.get(new_status=Instance.Status.FAILED)
     assert event.message == ("The build stopped while copying the os image. Support has been told.")
-    assert event.detail == instance.last_error
+    assert event.detail == "clone failed: storage 'nvme' is full"
     [clone] = [t for t in world.tasklog if t["type"] == "qmclone"]
     assert clone["log"][-1] == "TASK ERROR: clone failed: storage 'nvme' is full"
 
 
 def test_a_clone_refused_by_the_api_fails_the_build(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
-    world.fail("POST", clone_path(instance), error="storage_disabled")
-    instance = build(instance.pk)
+    world.fail("POST", "/clone", error="storage_disabled")
+    instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.FAILED
-    assert "is disabled" in instance.last_error
+    assert "is disabled" in last_operation(instance.pk).error
     assert portal_vms(world) == []
 
 
-def test_a_vm_locked_by_a_snapshot_is_retried_then_fails(world, demo_location, alice, settings):
-    settings.PROVISIONING_MAX_RETRIES = 2
-    instance = reserve(order(alice, demo_location))
-    advance_until(instance, "configure")
-    world.snapshot_lock(instance.vmid)
-    instance = build(instance.pk)
+def test_a_locked_vm_is_retried_then_fails(world, demo_location, alice, settings):
+    settings.OPERATION_MAX_RETRIES = 2
+    world.fail("POST", "/config", error="locked")
+    instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.FAILED
-    assert "locked" in instance.last_error
+    assert "locked" in last_operation(instance.pk).error
     assert len(portal_vms(world)) == 1, "the clone stays for staff to inspect or retry"
 
 
 def test_staff_retry_of_a_failed_build_finishes_it_with_the_same_vm(
     world, demo_location, alice, staff, settings
 ):
-    settings.PROVISIONING_MAX_RETRIES = 1
-    instance = reserve(order(alice, demo_location))
-    advance_until(instance, "configure")
-    world.snapshot_lock(instance.vmid)
+    settings.OPERATION_MAX_RETRIES = 1
+    world.fail("POST", "/config", error="locked", times=2)
+    instance = order(alice, demo_location)
     assert build(instance.pk).status == Instance.Status.FAILED
-    world.unlock(instance.vmid)
-    instance_queue(
-        instance_id=instance.pk,
-        reason="Build retried by support.",
-        actor=InstanceEvent.Actor.STAFF,
-        actor_user=staff,
-    )
-    assert build(instance.pk).status == Instance.Status.RUNNING
+    failed = last_operation(instance.pk)
+    vmid, address = Instance.objects.get(pk=instance.pk).vmid, instance.ipv4_id
+    operation_retry(operation_id=failed.pk, actor=InstanceEvent.Actor.STAFF, actor_user=staff)
+    instance = build(instance.pk)
+    assert instance.status == Instance.Status.RUNNING
+    assert (instance.vmid, instance.ipv4_id) == (vmid, address or instance.ipv4_id)
     assert len(portal_vms(world)) == 1
+    assert instance.events.filter(message="Build retried by support.", actor="staff").exists()
 
 
 def test_a_missing_template_fails_with_a_reason_for_staff(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
-    world.vms = [vm for vm in world.vms if vm.vmid != provisioning._template_for(instance).vmid]
-    instance = build(instance.pk)
+    templates = set(OSTemplate.objects.values_list("vmid", flat=True))
+    world.vms = [vm for vm in world.vms if vm.vmid not in templates]
+    instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.FAILED
-    assert "does not exist" in instance.last_error
+    assert "does not exist" in last_operation(instance.pk).error
 
 
 # --- Idempotency -------------------------------------------------------------------------------
 
 
-def test_every_step_run_twice_still_makes_one_vm(world, demo_location, alice):
-    instance = order(alice, demo_location)
-    for step in provisioning.STEPS:
-        current = Instance.objects.get(pk=instance.pk)
-        if step == "ready":
-            break
-        for _ in range(2):
-            while True:  # a waiting step is asked again until its work is done
-                outcome = provisioning.STEP_FUNCTIONS[step](
-                    Instance.objects.get(pk=instance.pk), provisioning.PveClient.for_cluster
-                )
-                if not isinstance(outcome, provisioning.Wait):
-                    break
-        Instance.objects.filter(pk=current.pk).update(
-            build_step=provisioning.STEPS[provisioning.STEPS.index(step) + 1]
-        )
-    assert len(portal_vms(world)) == 1
+def crash_back_to(operation: InstanceOperation, step: str) -> None:
+    """What a worker that died after doing a step's work, before recording it, leaves behind."""
+    InstanceOperation.objects.filter(pk=operation.pk).update(
+        state=InstanceOperation.State.RUNNING, step=step, task_upid="", finished_at=None
+    )
+    Instance.objects.filter(pk=operation.instance_id).update(status=Instance.Status.PROVISIONING)
+
+
+@pytest.mark.parametrize("step", BUILD.names[1:-1])
+def test_every_step_done_again_after_a_crash_still_makes_one_vm(world, demo_location, alice, step):
+    instance = build(order(alice, demo_location).pk)
+    crash_back_to(last_operation(instance.pk), step)
+    assert build(instance.pk).status == Instance.Status.RUNNING
     [vm] = portal_vms(world)
     assert vm.status == "running" and "size=40G" in vm.config["scsi0"]
+    assert int(vm.config["cores"]) == 2
 
 
-def test_a_build_driven_after_a_lost_clone_task_id_finds_its_clone(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
-    provisioning.advance(instance.pk)  # clones, and (time scale 0) the clone has finished
-    Instance.objects.filter(pk=instance.pk).update(build_step="clone", task_upid="")
+def test_a_clone_still_being_copied_after_a_lost_reply_is_waited_for(world, demo_location, alice):
+    world.time_scale = 0.05  # the clone now takes a moment
+    instance = order(alice, demo_location)
+    operation = live_operation(instance.pk)
+    assert engine.advance(operation.pk) is not None  # cloning: come back later
+    # The reply with the task id was lost; the clone step runs again while PVE still copies.
+    crash_back_to(operation, "clone")
+    world.time_scale = 0
     assert build(instance.pk).status == Instance.Status.RUNNING
     assert len(portal_vms(world)) == 1
+
+
+def test_a_second_start_ending_in_already_running_is_not_a_failure(world, demo_location, alice):
+    instance = build(order(alice, demo_location).pk)
+    [vm] = portal_vms(world)
+    # A repeated start after a lost reply: its task fails because the VM already runs.
+    upid = engine.PveClient.for_cluster(instance.cluster).start(instance.node.name, vm.vmid)
+    crash_back_to(last_operation(instance.pk), "wait_running")
+    InstanceOperation.objects.filter(instance=instance).update(task_upid=upid)
+    assert build(instance.pk).status == Instance.Status.RUNNING
 
 
 @pytest.mark.postgres
@@ -315,49 +315,35 @@ def test_without_capacity_the_server_waits_in_queued_with_a_reason(
 ):
     huge = InstanceSpec(**(NVME_SMALL.__dict__ | {"vcpus": 200}))  # 50 cores at 4:1; nodes have 32
     instance = order(alice, demo_location, spec=huge)
-    assert provisioning.advance(instance.pk) == settings.PROVISIONING_CAPACITY_RETRY
-    assert provisioning.advance(instance.pk) == settings.PROVISIONING_CAPACITY_RETRY
+    operation = live_operation(instance.pk)
+    assert engine.advance(operation.pk) == settings.OPERATION_CAPACITY_RETRY
+    assert engine.advance(operation.pk) == settings.OPERATION_CAPACITY_RETRY
     instance.refresh_from_db()
+    operation.refresh_from_db()
     assert instance.status == Instance.Status.QUEUED
-    assert "No node in eu-central-1 has room for 200 vCPU" in instance.waiting_reason
+    assert "No node in eu-central-1 has room for 200 vCPU" in operation.waiting_reason
     waiting = instance.events.filter(message__startswith="Waiting for capacity")
     assert waiting.count() == 1
     assert "200 vCPU" in waiting.get().detail
     assert portal_vms(world) == []
 
 
-def test_a_worker_whose_lease_was_taken_stops_before_its_next_step(world, demo_location, alice):
+def test_an_operation_another_worker_holds_is_left_to_it(world, demo_location, alice):
     instance = order(alice, demo_location)
-    token = provisioning._claim(instance.pk)
-    # The lease runs out while this worker is slow; another claims the build.
-    Instance.objects.filter(pk=instance.pk).update(lease_token="someone-else")
-    assert provisioning._run_steps(instance.pk, token, provisioning.PveClient.for_cluster) is None
-    assert Instance.objects.get(pk=instance.pk).build_step == ""
+    operation = live_operation(instance.pk)
+    InstanceOperation.objects.filter(pk=operation.pk).update(
+        lease_token="someone-else", lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    assert engine.advance(operation.pk) is None
+    assert InstanceOperation.objects.get(pk=operation.pk).step == ""
     assert portal_vms(world) == []
 
 
-def test_a_clone_still_being_copied_after_a_lost_reply_is_waited_for(world, demo_location, alice):
-    world.time_scale = 0.05  # the clone now takes a moment
-    instance = reserve(order(alice, demo_location))
-    provisioning.STEP_FUNCTIONS["clone"](instance, provisioning.PveClient.for_cluster)
-    # The reply with the task id was lost; the step runs again while PVE still copies.
-    Instance.objects.filter(pk=instance.pk).update(task_upid="")
-    again = provisioning.STEP_FUNCTIONS["clone"](
-        Instance.objects.get(pk=instance.pk), provisioning.PveClient.for_cluster
-    )
-    assert again is None
-    world.time_scale = 0
-    provisioning._next_step(instance, "clone")
-    assert build(instance.pk).status == Instance.Status.RUNNING
-    assert len(portal_vms(world)) == 1
-
-
-def test_a_second_start_ending_in_already_running_is_not_a_failure(world, demo_location, alice):
-    instance = reserve(order(alice, demo_location))
-    advance_until(instance, "wait_running")
-    vm = next(vm for vm in portal_vms(world))
-    assert vm.status == "running"
-    # A repeated start after a lost reply: its task fails because the VM already runs.
-    upid = provisioning.PveClient.for_cluster(instance.cluster).start(instance.node.name, vm.vmid)
-    Instance.objects.filter(pk=instance.pk).update(task_upid=upid)
-    assert build(instance.pk).status == Instance.Status.RUNNING
+def test_a_task_of_an_older_chain_does_nothing(world, demo_location, alice):
+    instance = order(alice, demo_location)
+    operation = live_operation(instance.pk)
+    # A redelivered message of a chain the reaper replaced: no claim, no step, no re-queue.
+    assert engine.advance(operation.pk, chain="older") is None
+    assert InstanceOperation.objects.get(pk=operation.pk).step == ""
+    assert engine.advance(operation.pk, chain=operation.chain) is None
+    assert Instance.objects.get(pk=instance.pk).status == Instance.Status.RUNNING

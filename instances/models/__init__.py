@@ -1,0 +1,36 @@
+"""The instances app's models: infrastructure, servers, and the operations that change them."""
+
+from instances.models.infrastructure import (
+    Cluster,
+    DedicatedServer,
+    Family,
+    IPAddress,
+    IPPool,
+    Location,
+    Node,
+    NodeStorage,
+    OSImage,
+    OSTemplate,
+    StorageClass,
+    StoragePool,
+)
+from instances.models.operations import InstanceOperation
+from instances.models.servers import Instance, InstanceEvent
+
+__all__ = [
+    "Cluster",
+    "DedicatedServer",
+    "Family",
+    "IPAddress",
+    "IPPool",
+    "Instance",
+    "InstanceEvent",
+    "InstanceOperation",
+    "Location",
+    "Node",
+    "NodeStorage",
+    "OSImage",
+    "OSTemplate",
+    "StorageClass",
+    "StoragePool",
+]

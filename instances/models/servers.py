@@ -1,0 +1,157 @@
+"""Customers' servers and their timeline."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from instances.models.infrastructure import (
+    Cluster,
+    Family,
+    IPAddress,
+    Location,
+    Node,
+    OSImage,
+    StorageClass,
+)
+
+
+class Instance(models.Model):
+    """A customer's server. Its spec is a copy of the order's; instances know nothing of money."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        PROVISIONING = "provisioning"
+        RUNNING = "running"
+        STOPPED = "stopped"
+        SUSPENDED = "suspended"
+        FAILED = "failed"
+        TERMINATING = "terminating"
+        TERMINATED = "terminated"
+
+    LIVE = (
+        Status.QUEUED,
+        Status.PROVISIONING,
+        Status.RUNNING,
+        Status.STOPPED,
+        Status.SUSPENDED,
+        Status.FAILED,
+        Status.TERMINATING,
+    )
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="instances"
+    )
+    external_ref = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Who asked for it (e.g. order:42); creating twice with one ref gives one server.",
+    )
+    hostname = models.CharField(max_length=63)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="instances")
+    family = models.CharField(max_length=16, choices=Family.choices)
+    plan_name = models.CharField(max_length=64, blank=True)
+    vcpus = models.PositiveIntegerField()
+    dedicated_cores = models.BooleanField(default=False)
+    memory_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField()
+    storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
+    os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="instances")
+    ssh_keys = models.TextField(blank=True, help_text="authorized_keys lines put on the server")
+    # A generated root password waits here, encrypted, until the customer has seen it once.
+    new_password_encrypted = models.TextField(blank=True, editable=False)
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    vmid = models.PositiveIntegerField("VMID", null=True, blank=True)
+    ipv4 = models.ForeignKey(
+        IPAddress, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    ipv6 = models.CharField("IPv6", max_length=50, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # What the status sync last saw of the VM on its cluster (instances/sync.py).
+    observed_at = models.DateTimeField("last seen on Proxmox", null=True, blank=True)
+    missing_since = models.DateTimeField(
+        "missing on Proxmox since",
+        null=True,
+        blank=True,
+        help_text="Set when the VM is not on its cluster any more: staff look into it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "vmid"],
+                condition=Q(vmid__isnull=False) & ~Q(status="terminated"),
+                name="instance_unique_vmid_per_cluster",
+            ),
+            models.UniqueConstraint(
+                fields=["ipv4"],
+                condition=Q(ipv4__isnull=False) & ~Q(status="terminated"),
+                name="instance_unique_live_ipv4",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (#{self.pk})"
+
+    @property
+    def login_user(self) -> str:
+        return self.os_image.default_user
+
+    @property
+    def is_settled(self) -> bool:
+        """No build or removal is under way (operations on a settled server are shown apart)."""
+        return self.status not in {
+            self.Status.PENDING,
+            self.Status.QUEUED,
+            self.Status.PROVISIONING,
+            self.Status.TERMINATING,
+        }
+
+
+class InstanceEvent(models.Model):
+    """Everything that happened to a server: the audit trail and the customer's timeline."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system"
+        CUSTOMER = "customer"
+        STAFF = "staff"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    operation = models.ForeignKey(
+        "instances.InstanceOperation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    old_status = models.CharField(max_length=16, blank=True)
+    new_status = models.CharField(max_length=16, blank=True)
+    step = models.CharField(max_length=32, blank=True)
+    message = models.TextField(blank=True, help_text="What the customer reads in the timeline.")
+    detail = models.TextField(blank=True, help_text="For staff only, e.g. Proxmox's own message.")
+    actor = models.CharField(max_length=8, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.old_status}→{self.new_status} {self.step} {self.message}"

@@ -1,0 +1,16 @@
+"""Everything that changes a server after it is ordered, as operations (see base.py).
+
+KINDS maps each InstanceOperation.Kind to its table of steps. Importing this package loads the
+tables only, not the engine (engine.py) nor proxmoxer: pages read labels from here.
+"""
+
+from __future__ import annotations
+
+from instances.operations.base import Kind
+from instances.operations.build import BUILD
+from instances.operations.install import INSTALL
+from instances.operations.power import REBOOT, RESET, SHUTDOWN, START, STOP
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (BUILD, INSTALL, START, SHUTDOWN, STOP, REBOOT, RESET)
+}
