@@ -1,7 +1,7 @@
 """Dedicated servers: staff install the machine the installation operation reserved.
 
 The operation (instances/operations/install.py) waits at its install step until staff mark the
-machine ready here; marking it ready hands the server to the customer at once.
+machine ready here; marking it ready moves the operation on, which hands the server over.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.db import transaction
 
 from accounts.models import User
 from instances.models import DedicatedServer, InstanceEvent, InstanceOperation
-from instances.operations import engine
+from instances.services import operation_resume
 from instances.state import TransitionConflict, event_record
 
 Actor = InstanceEvent.Actor
@@ -33,7 +33,7 @@ def mark_installing(*, instance_id: int, staff: User) -> None:
 
 
 def mark_ready(*, instance_id: int, staff: User) -> None:
-    """Staff finished the install: the customer's server is running."""
+    """Staff finished the install: the operation hands the server to the customer."""
     with transaction.atomic():
         server = DedicatedServer.objects.select_for_update().get(instance_id=instance_id)
         if server.state not in (DedicatedServer.State.ASSIGNED, DedicatedServer.State.INSTALLING):
@@ -47,10 +47,10 @@ def mark_ready(*, instance_id: int, staff: User) -> None:
             actor=Actor.STAFF,
             actor_user=staff,
         )
-    operation = InstanceOperation.objects.filter(
-        instance_id=instance_id,
-        kind=InstanceOperation.Kind.INSTALL,
-        state__in=InstanceOperation.LIVE,
-    ).first()
-    if operation is not None:
-        engine.advance(operation.pk)  # no PVE in it: the hand-over happens now
+        operation = InstanceOperation.objects.filter(
+            instance_id=instance_id,
+            kind=InstanceOperation.Kind.INSTALL,
+            state__in=InstanceOperation.LIVE,
+        ).first()
+        if operation is not None:
+            operation_resume(operation)

@@ -231,6 +231,11 @@ def _enqueue(operation: InstanceOperation) -> None:
     )
 
 
+def operation_resume(operation: InstanceOperation) -> None:
+    """Move on an operation that waits for people (staff finished their part)."""
+    _enqueue(operation)
+
+
 def operation_retry(*, operation_id: int, actor: str, actor_user: User | None = None) -> None:
     """Staff resume a failed build or installation at the step it failed in (same VM and IP)."""
     with transaction.atomic():

@@ -13,7 +13,7 @@ from instances.models import DedicatedServer, Instance, InstanceOperation
 from instances.operations import engine
 from instances.services import InstanceSpec, instance_create
 from tests.factories import make_location_with_capacity, make_os_image
-from tests.instances.world import live_operation
+from tests.instances.world import drive, live_operation
 
 DEDICATED = InstanceSpec("dedicated", "Dedicated M", 16, True, 64 * 1024, 960, "nvme")
 
@@ -67,8 +67,9 @@ def test_staff_install_and_hand_over_a_dedicated_server(
     server = order_metal(alice, location)
     engine.advance(live_operation(server.pk).pk)
     dedicated.mark_installing(instance_id=server.pk, staff=staff)
+    dedicated.mark_ready(instance_id=server.pk, staff=staff)
     with django_capture_on_commit_callbacks(execute=True):
-        dedicated.mark_ready(instance_id=server.pk, staff=staff)
+        drive(server.operations.get().pk)
     server.refresh_from_db()
     machine.refresh_from_db()
     assert server.status == Instance.Status.RUNNING
