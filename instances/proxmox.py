@@ -83,9 +83,13 @@ _TRANSIENT_TEXT = re.compile(
 )
 
 
+# The guest did not power off in time: waiting longer changes nothing (despite "got timeout").
+_PERMANENT_TEXT = re.compile(r"quit/powerdown failed")
+
+
 def classify(status: int | None, message: str) -> type[ProxmoxError]:
     """The error class for an HTTP status (None for a task's exit status) and PVE's message."""
-    if status in _PERMANENT_STATUS:
+    if status in _PERMANENT_STATUS or _PERMANENT_TEXT.search(message):
         return ProxmoxPermanent
     if status in _TRANSIENT_STATUS:
         return ProxmoxTransient
@@ -433,9 +437,33 @@ class PveClient:
         """Stop the VM at once (pull the plug); returns the task's UPID."""
         return self._call("post", f"nodes/{node}/qemu/{vmid}/status/stop")
 
-    def reboot(self, node: str, vmid: int) -> str:
-        """Reboot the guest, applying pending changes; returns the task's UPID."""
-        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/reboot")
+    def reboot(self, node: str, vmid: int, *, timeout: int | None = None) -> str:
+        """Reboot the guest (ACPI, waiting `timeout` s), applying pending changes; a UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/reboot", timeout=timeout)
+
+    def reset(self, node: str, vmid: int) -> str:
+        """Reset the VM at once (the reset button); returns the task's UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/status/reset")
+
+    def agent_ping(self, node: str, vmid: int) -> bool:
+        """Whether the QEMU guest agent answers: PVE answers 500 "QEMU guest agent is not
+        running", or "qmp command 'guest-ping' failed - got timeout" for a hung agent."""
+        try:
+            self._call("post", f"nodes/{node}/qemu/{vmid}/agent/ping")
+        except ProxmoxError as exc:
+            if exc.status == 500 and re.search(r"guest agent|'guest-ping'", exc.message):
+                return False
+            raise
+        return True
+
+    def agent_set_password(self, node: str, vmid: int, *, username: str, password: str) -> None:
+        """Set a user's password inside the guest through the QEMU guest agent."""
+        self._call(
+            "post",
+            f"nodes/{node}/qemu/{vmid}/agent/set-user-password",
+            username=username,
+            password=password,
+        )
 
     def vm_status(self, node: str, vmid: int) -> dict[str, Any]:
         """The VM's state: status, qmpstatus, uptime, cpus, maxmem, maxdisk, lock."""

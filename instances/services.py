@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import SSHKey, User
-from instances.models import Family, Instance, InstanceOperation, Location, OSImage
+from instances.models import Family, Instance, InstanceOperation, Location, OSImage, OSTemplate
 from instances.operations import KINDS
 from instances.state import (
     Actor,
@@ -236,19 +236,23 @@ def operation_resume(operation: InstanceOperation) -> None:
     _enqueue(operation)
 
 
+# Operations that leave the server failed when they fail; staff resume them where they stopped.
+RETRYABLE = (Kind.BUILD, Kind.INSTALL, Kind.REINSTALL)
+
+
 def operation_retry(*, operation_id: int, actor: str, actor_user: User | None = None) -> None:
     """Staff resume a failed build or installation at the step it failed in (same VM and IP)."""
     with transaction.atomic():
         operation = InstanceOperation.objects.select_for_update().get(pk=operation_id)
-        if operation.state != OpState.FAILED or operation.kind not in (Kind.BUILD, Kind.INSTALL):
-            raise InstanceError("Only a failed build or installation can be retried.")
+        if operation.state != OpState.FAILED or operation.kind not in RETRYABLE:
+            raise InstanceError("Only a failed build, installation or reinstall can be retried.")
         first = KINDS[operation.kind].steps[0].name
         resumed = operation.step not in ("", first)
         instance_transition(
             instance_id=operation.instance_id,
             to=Status.PROVISIONING if resumed else Status.QUEUED,
             expect={Status.FAILED},
-            reason="Build retried by support.",
+            reason=f"{KINDS[operation.kind].title} retried by support.",
             actor=actor,
             actor_user=actor_user,
             operation=operation,
@@ -272,3 +276,84 @@ def password_reveal(*, instance: Instance) -> str | None:
         password = secrets.decrypt(locked.new_password_encrypted)
         Instance.objects.filter(pk=instance.pk).update(new_password_encrypted="")
     return password
+
+
+# --- What customers (and staff) ask for on the server page -----------------------------------
+
+POWER = (Kind.START, Kind.SHUTDOWN, Kind.STOP, Kind.REBOOT, Kind.RESET)
+
+
+def instance_power(
+    *, instance: Instance, action: str, actor: str, actor_user: User | None
+) -> InstanceOperation:
+    """Start, shut down, stop, reboot or reset the server."""
+    if action not in POWER:
+        raise InstanceError("Unknown power action.")
+    return operation_request(
+        instance_id=instance.pk, kind=action, actor=actor, actor_user=actor_user
+    )
+
+
+def instance_reinstall(
+    *,
+    instance: Instance,
+    image: OSImage,
+    ssh_key_ids: list[int],
+    generate_password: bool,
+    confirm_hostname: str,
+    actor: str,
+    actor_user: User | None,
+) -> InstanceOperation:
+    """Wipe the disk and install `image` (same VMID, addresses and size); the keys are the
+    owner's, and a generated password is shown once when the reinstall is done."""
+    if confirm_hostname.strip() != instance.hostname:
+        raise InstanceError(f"Type the server's name, {instance.hostname}, to confirm.")
+    keys = list(SSHKey.objects.filter(owner=instance.owner_id, pk__in=ssh_key_ids))
+    if len(keys) != len(set(ssh_key_ids)):
+        raise InstanceError("One of the chosen SSH keys does not exist.")
+    if not keys and not generate_password:
+        raise InstanceError("Choose at least one SSH key or ask for a root password.")
+    offered = OSTemplate.objects.filter(image=image, cluster=instance.cluster_id).exists()
+    if not image.active or not offered:
+        raise InstanceError(f"{image.name} is not offered in {instance.location.name}.")
+    if instance.disk_gib < image.min_disk_gib:
+        raise InstanceError(f"{image.name} needs at least {image.min_disk_gib} GiB of disk.")
+    return operation_request(
+        instance_id=instance.pk,
+        kind=Kind.REINSTALL,
+        actor=actor,
+        actor_user=actor_user,
+        params={"image_id": image.pk, "ssh_keys": "\n".join(key.public_key for key in keys)},
+        secret=generate_root_password() if generate_password else "",
+    )
+
+
+def instance_password_reset(
+    *, instance: Instance, allow_reboot: bool, actor: str, actor_user: User | None
+) -> InstanceOperation:
+    """A new generated password for the login user (shown once when it works)."""
+    return operation_request(
+        instance_id=instance.pk,
+        kind=Kind.PASSWORD,
+        actor=actor,
+        actor_user=actor_user,
+        params={"allow_reboot": allow_reboot},
+        secret=generate_root_password(),
+    )
+
+
+def instance_rename(
+    *, instance: Instance, hostname: str, actor: str, actor_user: User | None
+) -> InstanceOperation:
+    hostname = (hostname or "").strip().lower()
+    if not HOSTNAME.fullmatch(hostname):
+        raise InstanceError(HOSTNAME_RULE)
+    if hostname == instance.hostname:
+        raise InstanceError(f"The server is already called {hostname}.")
+    return operation_request(
+        instance_id=instance.pk,
+        kind=Kind.RENAME,
+        actor=actor,
+        actor_user=actor_user,
+        params={"hostname": hostname},
+    )

@@ -33,8 +33,21 @@ ALLOWED = {
     Status.PENDING: {Status.QUEUED, Status.TERMINATED},
     Status.QUEUED: {Status.PROVISIONING, Status.FAILED, Status.TERMINATING},
     Status.PROVISIONING: {Status.RUNNING, Status.FAILED, Status.QUEUED, Status.TERMINATING},
-    Status.RUNNING: {Status.STOPPED, Status.SUSPENDED, Status.TERMINATING, Status.FAILED},
-    Status.STOPPED: {Status.RUNNING, Status.SUSPENDED, Status.TERMINATING, Status.FAILED},
+    # A reinstall builds the server again: provisioning until it runs.
+    Status.RUNNING: {
+        Status.STOPPED,
+        Status.PROVISIONING,
+        Status.SUSPENDED,
+        Status.TERMINATING,
+        Status.FAILED,
+    },
+    Status.STOPPED: {
+        Status.RUNNING,
+        Status.PROVISIONING,
+        Status.SUSPENDED,
+        Status.TERMINATING,
+        Status.FAILED,
+    },
     Status.SUSPENDED: {Status.RUNNING, Status.STOPPED, Status.TERMINATING},
     Status.FAILED: {
         Status.QUEUED,

@@ -29,6 +29,8 @@ from fakepve import FakePve, PveError, TaskError
 from fakepve.lxc import SIZE_UNITS, format_size
 from fakepve.qemu import drives_of, join_drive, split_drive
 
+from sandbox import pve_guests
+
 # ------------------------------------------------------------------------ the demo cluster
 
 CLUSTER_NAME = "fra1"
@@ -179,6 +181,7 @@ def install_extensions(pve: FakePve) -> None:
     _extend_tasks(pve)
     _extend_config_writes(pve)
     _extend_node_stats(pve)
+    pve_guests.install(pve)
 
 
 def _extend_generic_answers(pve: FakePve) -> None:

@@ -41,7 +41,15 @@ class Wait:
 
 
 class StepFailed(Exception):
-    """A permanent problem: the operation stops and staff are told (the message is for them)."""
+    """A permanent problem: the operation stops and staff are told (the message is for them).
+
+    `customer`, when given, is what the customer reads instead of the kind's usual words (for a
+    failure they can do something about).
+    """
+
+    def __init__(self, message: str, *, customer: str = "") -> None:
+        super().__init__(message)
+        self.customer = customer
 
 
 class TryAgain(Exception):
@@ -153,6 +161,13 @@ class Context:
     def secret(self) -> str:
         """The password this operation carries to the server ("" if none)."""
         return crypto.decrypt(self.operation.secret_encrypted)
+
+    def offer_password(self) -> None:
+        """This operation's password (or none) replaces any the customer has not seen yet: it
+        waits, encrypted, until they have seen it once (services.password_reveal)."""
+        Instance.objects.filter(pk=self.instance.pk).update(
+            new_password_encrypted=self.operation.secret_encrypted
+        )
 
     def forget_secret(self) -> None:
         """PVE (or the guest) has the password now; ours is no longer needed."""

@@ -43,7 +43,7 @@ def reserve(ctx: Context) -> Wait | None:
     return None
 
 
-def _is_ours(ctx: Context, node: str) -> bool:
+def is_ours(ctx: Context, node: str) -> bool:
     config = ctx.pve.vm_config(node, ctx.vmid)
     marker = re.escape(MARKER.format(id=ctx.instance.pk))
     return re.search(rf"{marker}(?!\d)", config.get("description") or "") is not None
@@ -72,7 +72,7 @@ def clone(ctx: Context) -> None:
         # PVE writes a bare config locked "clone" before the copy starts and our description
         # only at its end: a locked VM is our earlier clone (its task id was lost), and
         # wait_clone checks the marker once the copy is done.
-        if found.get("lock") == "clone" or _is_ours(ctx, found["node"]):
+        if found.get("lock") == "clone" or is_ours(ctx, found["node"]):
             return None
         raise StepFailed(
             f"VMID {ctx.vmid} is used by a VM the portal did not create ({found.get('name')})."
@@ -121,7 +121,7 @@ def wait_clone(ctx: Context) -> Wait | None:
         raise TryAgain("the cloned VM is not there yet")
     if found.get("lock") == "clone":
         return ctx.wait(what, "Copying the OS image")
-    if not _is_ours(ctx, found["node"]):
+    if not is_ours(ctx, found["node"]):
         raise StepFailed(f"VMID {ctx.vmid} holds a VM the portal did not create.")
     ctx.save(task_upid="")
     return None

@@ -100,7 +100,7 @@ def _run(operation_id: int, token: str, client_factory) -> float | None:
         except (ProxmoxTransient, TryAgain) as exc:
             return _transient(ctx, step, exc)
         except (ProxmoxError, StepFailed) as exc:
-            _fail(ctx, step, str(exc))
+            _fail(ctx, step, str(exc), customer=getattr(exc, "customer", ""))
             return None
         except Exception as exc:  # a bug or a broken setting: staff must see it, not the reaper
             logger.exception("operation %s: unexpected error in %s", operation_id, step.name)
@@ -170,9 +170,9 @@ def _transient(ctx: Context, step: Step, exc: Exception) -> float | None:
     return delay
 
 
-def _fail(ctx: Context, step: Step, detail: str) -> None:
+def _fail(ctx: Context, step: Step, detail: str, *, customer: str = "") -> None:
     logger.warning("operation %s failed in %s: %s", ctx.operation.pk, step.name, detail)
-    message = ctx.kind.failed.format(step=step.label.lower())
+    message = customer or ctx.kind.failed.format(step=step.label.lower())
     with transaction.atomic():
         if not _finish(ctx, State.FAILED, step, detail=detail, message=message, record=False):
             return

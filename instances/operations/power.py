@@ -82,30 +82,36 @@ def stopped(ctx: Context) -> None:
     ctx.transition(Status.STOPPED, reason)
 
 
-# --- Reboot and reset: one PVE task each ------------------------------------------------------
+# --- Stop, reboot and reset: one PVE task each, started and waited for in one step ----------
 
 
-def reboot(ctx: Context) -> None:
-    if not ctx.operation.task_upid:
-        upid = ctx.pve.reboot(ctx.node, ctx.vmid, timeout=settings.OPERATION_SHUTDOWN_TIMEOUT)
-        ctx.save(task_upid=upid, looked_at=None)
+def task_step(what: str, reason: str, start_task):
+    """A step that starts one PVE task and waits for it (a failed task is started again on a
+    retry, since its id is forgotten)."""
 
-
-def reset(ctx: Context) -> None:
-    if not ctx.operation.task_upid:
-        ctx.save(task_upid=ctx.pve.reset(ctx.node, ctx.vmid), looked_at=None)
-
-
-def task_done(what: str, reason: str):
     def step(ctx: Context) -> Wait | None:
-        return ctx.task_outcome(what, reason)
+        if ctx.operation.task_upid:
+            return ctx.task_outcome(what, reason)
+        upid = start_task(ctx)
+        return ctx.task_started(upid, what, reason) if upid else None
 
     return step
 
 
-def stop(ctx: Context) -> None:
-    if not ctx.operation.task_upid and _vm_state(ctx) != "stopped":
-        ctx.save(task_upid=ctx.pve.stop(ctx.node, ctx.vmid), looked_at=None)
+def _reboot(ctx: Context) -> str:
+    return ctx.pve.reboot(ctx.node, ctx.vmid, timeout=settings.OPERATION_SHUTDOWN_TIMEOUT)
+
+
+def _reset(ctx: Context) -> str:
+    return ctx.pve.reset(ctx.node, ctx.vmid)
+
+
+def _stop(ctx: Context) -> str | None:
+    return None if _vm_state(ctx) == "stopped" else ctx.pve.stop(ctx.node, ctx.vmid)
+
+
+reboot = task_step("reboot", "Rebooting", _reboot)
+stop = task_step("stop", "Stopping", _stop)
 
 
 RUNNING = frozenset({Status.RUNNING})
@@ -144,7 +150,6 @@ STOP = Kind(
     noun="a stop",
     steps=(
         Step("stop", "Stopping", stop),
-        Step("wait_stopped", "Stopping", wait_stopped),
         Step("stopped", "Stopped", stopped),
     ),
     allowed_from=RUNNING,
@@ -155,10 +160,7 @@ STOP = Kind(
 REBOOT = Kind(
     name="reboot",
     noun="a reboot",
-    steps=(
-        Step("reboot", "Rebooting", reboot),
-        Step("wait_reboot", "Rebooting", task_done("reboot", "Rebooting")),
-    ),
+    steps=(Step("reboot", "Rebooting", reboot),),
     allowed_from=RUNNING,
     requested="Reboot requested.",
     done="Server rebooted.",
@@ -170,10 +172,7 @@ REBOOT = Kind(
 RESET = Kind(
     name="reset",
     noun="a reset",
-    steps=(
-        Step("reset", "Resetting", reset),
-        Step("wait_reset", "Resetting", task_done("reset", "Resetting")),
-    ),
+    steps=(Step("reset", "Resetting", task_step("reset", "Resetting", _reset)),),
     allowed_from=RUNNING,
     requested="Reset requested.",
     done="Server reset.",
