@@ -45,6 +45,7 @@ def spec_of(plan: Plan) -> InstanceSpec:
         memory_mib=plan.memory_mib,
         disk_gib=plan.disk_gib,
         storage_class=plan.storage_class,
+        traffic_tb=plan.traffic_tb,
     )
 
 

@@ -14,6 +14,7 @@ from instances.models import (
     Family,
     Instance,
     InstanceOperation,
+    InstanceTraffic,
     IPAddress,
     Location,
     Node,
@@ -44,14 +45,9 @@ def server_of(user: User, instance_id: int) -> Instance:
     )
 
 
-def operation_shown(instance: Instance) -> InstanceOperation | None:
-    """The operation the server page shows: the one running, else a failed build or install
-    (the server is failed and waits for support), else none."""
-    operations = instance.operations.order_by("-created_at", "-id")
-    live = operations.filter(state__in=InstanceOperation.LIVE).first()
-    if live is not None or instance.status != Instance.Status.FAILED:
-        return live
-    return operations.filter(state=InstanceOperation.State.FAILED).first()
+def latest_operation(instance: Instance) -> InstanceOperation | None:
+    """The server's newest operation: the live one, if any (there is at most one)."""
+    return instance.operations.order_by("-created_at", "-id").first()
 
 
 @dataclass(frozen=True)
@@ -85,9 +81,51 @@ def percent_done(steps: list[ProgressStep]) -> int:
     return round(100 * done / len(steps)) if steps else 0
 
 
-def operation_title(operation: InstanceOperation) -> str:
-    """ "Reboot", "Build", ... for the page's heading of the running operation."""
-    return KINDS[operation.kind].title
+POWER_ACTIONS = ("start", "shutdown", "reboot", "stop", "reset")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """What the server page shows and offers, from the database alone."""
+
+    # The operation whose steps the page shows: the live one, or the one that left the server
+    # failed (it waits for support).
+    operation: InstanceOperation | None
+    # The newest operation if it failed without failing the server (e.g. a reboot): said once.
+    failure: InstanceOperation | None
+    progress: list[ProgressStep]
+    percent: int
+    actions: frozenset[str]  # operation kinds the customer may ask for now
+    traffic: InstanceTraffic | None
+    traffic_allowance_bytes: int
+
+
+def panel(instance: Instance) -> Panel:
+    latest = latest_operation(instance)
+    failed = latest is not None and latest.state == InstanceOperation.State.FAILED
+    shown = latest is not None and (
+        latest.is_live or (failed and instance.status == Instance.Status.FAILED)
+    )
+    operation = latest if shown else None
+    steps = progress(operation) if operation else []
+    busy = operation is not None and operation.is_live
+    actions = frozenset()
+    if not busy and instance.family != Family.DEDICATED and instance.missing_since is None:
+        actions = frozenset(
+            name
+            for name in (*POWER_ACTIONS, "reinstall", "password", "rename")
+            if instance.status in KINDS[name].allowed_from
+        )
+    traffic = instance.traffic.order_by("-period_start").first()
+    return Panel(
+        operation=operation,
+        failure=latest if failed and not shown else None,
+        progress=steps,
+        percent=percent_done(steps),
+        actions=actions,
+        traffic=traffic,
+        traffic_allowance_bytes=instance.traffic_tb * 10**12,
+    )
 
 
 def orderable_locations() -> QuerySet[Location]:

@@ -63,6 +63,7 @@ class InstanceSpec:
     memory_mib: int
     disk_gib: int
     storage_class: str
+    traffic_tb: int = 0
 
 
 def generate_root_password(length: int = 20) -> str:
@@ -119,6 +120,7 @@ def instance_create(
                 memory_mib=spec.memory_mib,
                 disk_gib=spec.disk_gib,
                 storage_class=spec.storage_class,
+                traffic_tb=spec.traffic_tb,
                 ssh_keys="\n".join(key.public_key for key in keys),
                 new_password_encrypted=secrets.encrypt(password),
                 status=Status.PENDING,
@@ -357,3 +359,8 @@ def instance_rename(
         actor_user=actor_user,
         params={"hostname": hostname},
     )
+
+
+def usage_refresh(*, instance: Instance, timeframe: str) -> None:
+    """Ask a worker to fetch the server's usage samples for its graphs (by task name)."""
+    current_app.send_task("instances.refresh_usage", args=(instance.pk, timeframe))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
+from instances import sync, usage
+from instances.models import Cluster, Instance
 from instances.operations import engine
+from instances.proxmox import ProxmoxError, PveClient
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="instances.advance_operation", ignore_result=True)
@@ -18,3 +25,28 @@ def advance_operation(operation_id: int, chain: str = "") -> None:
 def reap_operations() -> None:
     for operation_id, chain in engine.reap():
         advance_operation.delay(operation_id, chain)
+
+
+@shared_task(name="instances.sync_status", ignore_result=True)
+def sync_status(cluster_id: int | None = None) -> None:
+    """Power state, node and traffic of every server (or of one cluster's) from PVE."""
+    if cluster_id is None:
+        sync.sync_all()
+    else:
+        sync.cluster_sync(Cluster.objects.get(pk=cluster_id))
+
+
+@shared_task(name="instances.refresh_usage", ignore_result=True)
+def refresh_usage(instance_id: int, timeframe: str) -> None:
+    """Fetch a server's usage samples from PVE into the cache for its graphs."""
+    instance = Instance.objects.select_related("cluster", "node").get(pk=instance_id)
+    if instance.node_id is None or instance.vmid is None:
+        return
+    try:
+        samples = PveClient.for_cluster(instance.cluster).rrd_data(
+            instance.node.name, instance.vmid, timeframe=timeframe
+        )
+    except ProxmoxError as exc:
+        logger.warning("usage of instance %s: %s", instance_id, exc)
+        samples = []
+    usage.store(instance_id, timeframe, samples)

@@ -7,4 +7,10 @@ app_name = "instances"
 urlpatterns = [
     path("", views.server_list, name="list"),
     path("<int:instance_id>/", views.server_detail, name="detail"),
+    path("<int:instance_id>/graphs/", views.server_graphs, name="graphs"),
+    path("<int:instance_id>/power/", views.server_power, name="power"),
+    path("<int:instance_id>/rename/", views.server_rename, name="rename"),
+    path("<int:instance_id>/reinstall/", views.server_reinstall, name="reinstall"),
+    path("<int:instance_id>/password/", views.server_password, name="password"),
+    path("<int:instance_id>/password/show/", views.server_password_reveal, name="password_reveal"),
 ]

@@ -1,13 +1,25 @@
+"""The customer's servers: the list, the server page (control panel) and its actions.
+
+Views parse input, call one service, and redirect back to the server page, which shows the
+operation's steps live. Another customer's server is a 404 for every URL here.
+"""
+
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.services import profile_is_complete
-from instances import selectors
+from instances import selectors, services, usage
+from instances.forms import PasswordResetForm, ReinstallForm, RenameForm
+from instances.models import InstanceEvent
+
+CUSTOMER = InstanceEvent.Actor.CUSTOMER
 
 
 @login_required
@@ -27,22 +39,136 @@ def server_list(request):
 @require_GET
 def server_detail(request, instance_id: int):
     instance = selectors.server_of(request.user, instance_id)
-    operation = selectors.operation_shown(instance)
-    progress = selectors.progress(operation) if operation else []
     context = {
         "instance": instance,
-        "operation": operation,
-        "progress": progress,
-        "percent": selectors.percent_done(progress),
+        "panel": selectors.panel(instance),
         "events": instance.events.order_by("-created_at", "-id")[:50],
+        "rename_form": RenameForm(initial={"hostname": instance.hostname}),
+        "timeframes": usage.TIMEFRAMES,
     }
     if request.htmx:
         response = render(request, "instances/detail.html#live", context)
+        operation = context["panel"].operation
         if not (operation and operation.is_live):
-            # 286 tells htmx to stop polling; the settled partial is still swapped in.
+            # The operation ended: reload the page once, so every card shows the new state.
             response.status_code = HttpResponseStopPolling.status_code
+            response["HX-Refresh"] = "true"
     else:
         response = render(request, "instances/detail.html", context)
     # One URL, two bodies: caches and the back button must not mix the page and the partial.
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@login_required
+@require_GET
+def server_graphs(request, instance_id: int):
+    """The usage graphs (a partial): from the cache, or "loading" while a worker fetches."""
+    instance = selectors.server_of(request.user, instance_id)
+    timeframe = request.GET.get("range", "hour")
+    if timeframe not in usage.TIMEFRAMES:
+        timeframe = "hour"
+    samples = usage.cached(instance.pk, timeframe)
+    if samples is None and instance.vmid and usage.should_fetch(instance.pk, timeframe):
+        services.usage_refresh(instance=instance, timeframe=timeframe)
+    response = render(
+        request,
+        "instances/graphs.html" if request.htmx else "instances/graphs_page.html",
+        {
+            "instance": instance,
+            "timeframe": timeframe,
+            "timeframe_label": usage.TIMEFRAMES[timeframe],
+            "timeframes": usage.TIMEFRAMES,
+            "charts": usage.charts(samples) if samples else None,
+            "loading": samples is None and bool(instance.vmid),
+        },
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _requested(request, instance, call, **kwargs):
+    """Ask for an operation; its steps show on the server page (errors say what to do)."""
+    try:
+        operation = call(instance=instance, actor=CUSTOMER, actor_user=request.user, **kwargs)
+    except services.InstanceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{operation.get_kind_display().capitalize()} started.")
+    return redirect("instances:detail", instance.pk)
+
+
+@login_required
+@require_POST
+def server_power(request, instance_id: int):
+    instance = selectors.server_of(request.user, instance_id)
+    action = request.POST.get("action", "")
+    return _requested(request, instance, services.instance_power, action=action)
+
+
+@login_required
+@require_POST
+def server_rename(request, instance_id: int):
+    instance = selectors.server_of(request.user, instance_id)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Type the new name.")
+        return redirect("instances:detail", instance.pk)
+    return _requested(
+        request, instance, services.instance_rename, hostname=form.cleaned_data["hostname"]
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def server_reinstall(request, instance_id: int):
+    instance = selectors.server_of(request.user, instance_id)
+    form = ReinstallForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.instance_reinstall(
+                instance=instance,
+                image=data["image"],
+                ssh_key_ids=[key.pk for key in data["ssh_keys"]],
+                generate_password=data["generate_password"],
+                confirm_hostname=data["confirm_hostname"],
+                actor=CUSTOMER,
+                actor_user=request.user,
+            )
+        except services.InstanceError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Reinstall of {instance.hostname} started.")
+            return redirect("instances:detail", instance.pk)
+    return render(request, "instances/reinstall.html", {"instance": instance, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def server_password(request, instance_id: int):
+    instance = selectors.server_of(request.user, instance_id)
+    form = PasswordResetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _requested(
+            request,
+            instance,
+            services.instance_password_reset,
+            allow_reboot=form.cleaned_data["allow_reboot"],
+        )
+    return render(request, "instances/password.html", {"instance": instance, "form": form})
+
+
+@login_required
+@require_POST
+@never_cache
+def server_password_reveal(request, instance_id: int):
+    """The generated password, once: shown in this response only, then forgotten."""
+    instance = selectors.server_of(request.user, instance_id)
+    password = services.password_reveal(instance=instance)
+    if password is None:
+        messages.info(request, "The password was already shown once and is not kept.")
+        return redirect("instances:detail", instance.pk)
+    return render(
+        request, "instances/password_shown.html", {"instance": instance, "password": password}
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -29,6 +30,21 @@ def _broker_transport_options(settings) -> dict:
     return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
 
 
+# Queues per concern, so a burst of one kind of work never delays another: server operations
+# (customers wait on them), Stripe events (money), and maintenance that runs on a schedule.
+# A worker started without -Q consumes all of them (make run); production can give each its
+# own pool (README, "Production").
+QUEUES = ("operations", "billing", "maintenance", "celery")
+ROUTES = {
+    "instances.advance_operation": "operations",
+    "instances.refresh_usage": "operations",
+    "billing.process_stripe_event": "billing",
+    "instances.reap_operations": "maintenance",
+    "instances.sync_status": "maintenance",
+    "billing.retry_stripe_events": "maintenance",
+}
+
+
 def configure(app: Celery) -> None:
     from django.conf import settings
 
@@ -47,10 +63,17 @@ def configure(app: Celery) -> None:
         accept_content=["json"],
         timezone="UTC",
         worker_hijack_root_logger=False,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="celery",
+        task_routes={name: {"queue": queue} for name, queue in ROUTES.items()},
         beat_schedule={
             "reap-operations": {
                 "task": "instances.reap_operations",
                 "schedule": settings.OPERATION_REAPER_INTERVAL,
+            },
+            "sync-status": {
+                "task": "instances.sync_status",
+                "schedule": settings.STATUS_SYNC_INTERVAL,
             },
             "retry-stripe-events": {
                 "task": "billing.retry_stripe_events",

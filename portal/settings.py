@@ -252,6 +252,10 @@ OPERATION_DEADLINE = env_int("OPERATION_DEADLINE", 3600)
 OPERATION_REAPER_INTERVAL = env_int("OPERATION_REAPER_INTERVAL", 60)
 # How long a guest gets to power off after the ACPI request before it is stopped.
 OPERATION_SHUTDOWN_TIMEOUT = env_int("OPERATION_SHUTDOWN_TIMEOUT", 60)
+# How often beat reads every cluster's VM states (power, node, traffic counters).
+STATUS_SYNC_INTERVAL = env_int("STATUS_SYNC_INTERVAL", 30)
+# How long usage graph samples from PVE are kept before they are fetched again.
+USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
 
 # --- Outside services ------------------------------------------------------------------------
 

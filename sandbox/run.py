@@ -47,7 +47,7 @@ PROCESSES = {
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",
-        "--loglevel=INFO", "--concurrency=2",
+        "--queues=operations,billing,maintenance,celery", "--loglevel=INFO", "--concurrency=2",
         "--schedule", os.path.join("var", "celerybeat-schedule"),
     ],
 }  # fmt: skip

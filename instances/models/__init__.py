@@ -15,7 +15,7 @@ from instances.models.infrastructure import (
     StoragePool,
 )
 from instances.models.operations import InstanceOperation
-from instances.models.servers import Instance, InstanceEvent
+from instances.models.servers import Instance, InstanceEvent, InstanceTraffic
 
 __all__ = [
     "Cluster",
@@ -26,6 +26,7 @@ __all__ = [
     "Instance",
     "InstanceEvent",
     "InstanceOperation",
+    "InstanceTraffic",
     "Location",
     "Node",
     "NodeStorage",

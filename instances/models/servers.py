@@ -60,6 +60,9 @@ class Instance(models.Model):
     memory_mib = models.PositiveIntegerField()
     disk_gib = models.PositiveIntegerField()
     storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
+    traffic_tb = models.PositiveSmallIntegerField(
+        "traffic allowance (TB a month)", default=0, help_text="0: not metered"
+    )
     os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="instances")
     ssh_keys = models.TextField(blank=True, help_text="authorized_keys lines put on the server")
     # A generated root password waits here, encrypted, until the customer has seen it once.
@@ -86,6 +89,10 @@ class Instance(models.Model):
         blank=True,
         help_text="Set when the VM is not on its cluster any more: staff look into it.",
     )
+    # PVE's network byte counters (since the VM started) as last read, to add up the traffic.
+    net_in_seen = models.BigIntegerField(default=0, editable=False)
+    net_out_seen = models.BigIntegerField(default=0, editable=False)
+    uptime_seen = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)
@@ -155,3 +162,30 @@ class InstanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance}: {self.old_status}→{self.new_status} {self.step} {self.message}"
+
+
+class InstanceTraffic(models.Model):
+    """Bytes a server received and sent in one traffic period (a month from its creation day)."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="traffic")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    bytes_in = models.BigIntegerField(default=0)
+    bytes_out = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        verbose_name_plural = "instance traffic"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "period_start"], name="traffic_one_row_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} from {self.period_start:%Y-%m-%d}"
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes_in + self.bytes_out

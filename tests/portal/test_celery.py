@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+import billing.tasks  # noqa: F401 - tasks register themselves on import
+import instances.tasks  # noqa: F401
 from portal.celery import app
 
 
@@ -34,3 +36,35 @@ def test_broker_matches_the_environment():
 
 def test_visibility_timeout_outlasts_any_countdown_we_schedule():
     assert settings.CELERY_VISIBILITY_TIMEOUT > settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_each_concern_has_its_own_queue():
+    route = app.amqp.router.route
+    queue_of = {
+        name: route({}, name)["queue"].name
+        for name in (
+            "instances.advance_operation",
+            "instances.refresh_usage",
+            "billing.process_stripe_event",
+            "instances.reap_operations",
+            "instances.sync_status",
+            "billing.retry_stripe_events",
+        )
+    }
+    assert queue_of == {
+        "instances.advance_operation": "operations",
+        "instances.refresh_usage": "operations",
+        "billing.process_stripe_event": "billing",
+        "instances.reap_operations": "maintenance",
+        "instances.sync_status": "maintenance",
+        "billing.retry_stripe_events": "maintenance",
+    }
+    registered = set(app.tasks)
+    assert set(queue_of) <= registered, "every routed task exists"
+    assert {queue.name for queue in app.conf.task_queues} >= set(queue_of.values())
+
+
+def test_every_scheduled_task_exists_and_is_routed_off_the_operations_queue():
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks
+        assert app.amqp.router.route({}, entry["task"])["queue"].name == "maintenance"
