@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -35,6 +35,7 @@ def _broker_transport_options(settings) -> dict:
 # A worker started without -Q consumes all of them (make run); production can give each its
 # own pool (README, "Production").
 QUEUES = ("operations", "billing", "maintenance", "celery")
+EXCHANGE = Exchange("celery", type="direct")
 ROUTES = {
     "instances.advance_operation": "operations",
     "instances.refresh_usage": "operations",
@@ -63,7 +64,7 @@ def configure(app: Celery) -> None:
         accept_content=["json"],
         timezone="UTC",
         worker_hijack_root_logger=False,
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=[Queue(name, EXCHANGE, routing_key=name) for name in QUEUES],
         task_default_queue="celery",
         task_routes={name: {"queue": queue} for name, queue in ROUTES.items()},
         beat_schedule={

@@ -68,3 +68,26 @@ def test_every_scheduled_task_exists_and_is_routed_off_the_operations_queue():
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks
         assert app.amqp.router.route({}, entry["task"])["queue"].name == "maintenance"
+
+
+def test_a_task_reaches_its_own_queue_and_no_other():
+    """Through the configured broker (Redis in CI, the filesystem broker otherwise)."""
+    with app.connection_for_write() as connection:
+        queues = {
+            queue.name: queue.bind(connection.default_channel) for queue in app.conf.task_queues
+        }
+        for queue in queues.values():
+            queue.declare()
+            queue.purge()
+        app.send_task("instances.sync_status", connection=connection)
+        app.send_task("billing.process_stripe_event", args=(0,), connection=connection)
+        received = {name: [] for name in queues}
+        for name, queue in queues.items():
+            while (message := queue.get(no_ack=True)) is not None:
+                received[name].append(message.headers["task"])
+    assert received == {
+        "operations": [],
+        "billing": ["billing.process_stripe_event"],
+        "maintenance": ["instances.sync_status"],
+        "celery": [],
+    }
