@@ -24,6 +24,7 @@ class Line:
     label: str
     style: str  # "solid" or "dashed": told apart without colour
     points: str  # SVG polyline points in the chart's viewBox
+    last: tuple[str, str] | None  # the newest point, marked (a line of one sample is a dot)
     latest: str
     peak: str
 
@@ -83,17 +84,19 @@ def _chart(title, unit, samples, series, fmt, *, ceiling: float | None = None) -
     start, span = (times[0], (times[-1] - times[0]) or 1) if times else (0, 1)
     lines = []
     for (label, style, _get), column in zip(series, values, strict=True):
-        points = " ".join(
-            f"{(t - start) / span * WIDTH:.1f},{HEIGHT - min(v, top) / top * HEIGHT:.1f}"
+        coordinates = [
+            (f"{(t - start) / span * WIDTH:.1f}", f"{HEIGHT - min(v, top) / top * HEIGHT:.1f}")
             for t, v in zip(times, column, strict=True)
             if v is not None
-        )
+        ]
+        points = " ".join(f"{x},{y}" for x, y in coordinates)
         present = [v for v in column if v is not None]
         lines.append(
             Line(
                 label,
                 style,
                 points,
+                coordinates[-1] if coordinates else None,
                 fmt(present[-1]) if present else "—",
                 fmt(max(present)) if present else "—",
             )

@@ -47,7 +47,8 @@ def server_detail(request, instance_id: int):
         "timeframes": usage.TIMEFRAMES,
     }
     if request.htmx:
-        response = render(request, "instances/detail.html#live", context)
+        # The timeline further down the page comes along out of band.
+        response = render(request, "instances/detail.html#live", context | {"oob": True})
         operation = context["panel"].operation
         if not (operation and operation.is_live):
             # The operation ended: reload the page once, so every card shows the new state.
