@@ -16,9 +16,9 @@ from accounts.services import profile_for
 from billing import catalog, stripe_client
 from billing.models import BillingAccount, Order, Plan
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
+from common import crypto
 from instances import selectors as instance_selectors
 from instances.services import HOSTNAME, HOSTNAME_RULE, InstanceSpec, instance_create
-from portal import secrets
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
         )
         order.instance = instance
         if password:
-            order.root_password_encrypted = secrets.encrypt(password)
+            order.root_password_encrypted = crypto.encrypt(password)
         order.save()
     logger.info("order %s paid (%s): server %s", order.pk, subscription_id, instance.pk)
     return order
@@ -299,7 +299,7 @@ def root_password_reveal(order: Order) -> str | None:
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if not locked.root_password_encrypted:
             return None
-        password = secrets.decrypt(locked.root_password_encrypted)
+        password = crypto.decrypt(locked.root_password_encrypted)
         locked.root_password_encrypted = ""
         locked.save(update_fields=["root_password_encrypted", "updated_at"])
     return password

@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common import crypto
 from instances import dedicated, services
 from instances.models import (
     Cluster,
@@ -26,7 +27,6 @@ from instances.models import (
     StorageClass,
     StoragePool,
 )
-from portal import secrets
 
 
 @admin.register(Location)
@@ -223,7 +223,7 @@ class InstanceAdmin(admin.ModelAdmin):
             return "—"
         pool = obj.ipv4.pool if obj.ipv4 else None
         if with_password:
-            password = secrets.decrypt(obj.root_password_encrypted) or "(none requested)"
+            password = crypto.decrypt(obj.root_password_encrypted) or "(none requested)"
         else:
             password = "(hidden: needs the permission to change servers)"
         return format_html(

@@ -21,12 +21,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common import crypto as secrets
 from instances import dedicated, placement
 from instances.models import Family, Instance, OSTemplate
 from instances.notifications import send_server_ready
 from instances.proxmox import ProxmoxError, ProxmoxPermanent, ProxmoxTransient, PveClient
 from instances.services import Status, TransitionConflict, event_record, instance_transition
-from portal import secrets
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import SSHKey, User
+from common import crypto as secrets
 from instances.models import Instance, InstanceEvent, Location, OSImage
-from portal import secrets
 
 logger = logging.getLogger(__name__)
 Status = Instance.Status
