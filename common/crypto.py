@@ -1,4 +1,5 @@
-"""Secrets kept in the database (Proxmox API tokens, a root password until cloud-init has it).
+"""Secrets kept in the database (Proxmox API tokens, a root password until cloud-init has it,
+two-factor seeds).
 
 They are encrypted with a key derived from FIELD_ENCRYPTION_KEY (default: SECRET_KEY), never
 stored in clear.
@@ -21,6 +22,16 @@ def _fernet() -> Fernet:
 
 def encrypt(plain: str) -> str:
     return _fernet().encrypt(plain.encode()).decode() if plain else ""
+
+
+def is_encrypted(value: str) -> bool:
+    """Whether `value` has the shape of a token from `encrypt` (a Fernet token: version byte
+    0x80, at least 73 bytes), which a TOTP seed (base32) or a hex seed never has."""
+    try:
+        raw = base64.urlsafe_b64decode(value.encode())
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return len(raw) >= 73 and raw[0] == 0x80
 
 
 def decrypt(token: str) -> str:

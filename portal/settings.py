@@ -226,6 +226,8 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[VPS portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "VPS portal")
+# Encrypts the TOTP and recovery-code seeds at rest, like every other secret we store.
+MFA_ADAPTER = "accounts.mfa.MFAAdapter"
 
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "VPS portal <noreply@portal.example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
