@@ -89,8 +89,13 @@ _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env("SECRET_KEY", _DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise RuntimeError("Set SECRET_KEY when DEBUG is off.")
-# Encrypts secrets kept in the database (Proxmox API tokens); changing it makes them unreadable.
-FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
+# Encrypt the secrets kept in the database (Proxmox API tokens, root passwords, two-factor
+# seeds): new values with the first key, while every listed key decrypts (common/crypto.py).
+# FIELD_ENCRYPTION_KEY is the one-key spelling; with neither set, SECRET_KEY is the key, so
+# whoever rotates SECRET_KEY lists the old one here and runs `manage.py rotate_secrets`.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [
+    env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
+]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -130,3 +130,41 @@ def make_instance(owner, location, *, hostname="web1", status="queued", **spec):
         status=status,
         **values,
     )
+
+
+def make_order(owner, location, *, hostname="web1", root_password: str = ""):
+    """An order awaiting payment (no Stripe involved); with a root password waiting for the
+    customer, encrypted as the order form stores it."""
+    from billing.models import Order, Plan
+    from common import crypto
+
+    plan, _ = Plan.objects.get_or_create(
+        slug="nvme-vps-s",
+        defaults={
+            "family": "nvme_vps",
+            "name": "NVMe VPS S",
+            "vcpus": 2,
+            "memory_mib": 4096,
+            "disk_gib": 75,
+            "storage_class": "nvme",
+            "price_cents": 499,
+        },
+    )
+    return Order.objects.create(
+        owner=owner,
+        plan=plan,
+        location=location,
+        os_image=make_os_image(),
+        hostname=hostname,
+        generate_password=bool(root_password),
+        currency="EUR",
+        monthly_net_cents=499,
+        monthly_vat_cents=95,
+        setup_net_cents=0,
+        setup_vat_cents=0,
+        vat_treatment="domestic",
+        vat_country="DE",
+        vat_rate="19.00",
+        stripe_price_id="price_test",
+        root_password_encrypted=crypto.encrypt(root_password),
+    )
