@@ -170,8 +170,13 @@ class InstanceAdmin(admin.ModelAdmin):
     list_filter = ["status", "family", "location", "node"]
     search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
     list_select_related = ["owner", "location", "node__cluster", "ipv4"]
-    # State changes go through services (actions below), never through a form.
-    readonly_fields = ["fulfilment"] + [f.name for f in Instance._meta.fields if f.name != "id"]
+    # State changes go through services (actions below), never through a form. Encrypted
+    # columns (the root password waiting for cloud-init) are never shown, not even as ciphertext.
+    readonly_fields = ["fulfilment"] + [
+        f.name
+        for f in Instance._meta.fields
+        if f.name != "id" and not f.name.endswith("_encrypted")
+    ]
     inlines = [InstanceEventInline]
     actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
     change_list_template = "admin/instances/instance/change_list.html"
