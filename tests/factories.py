@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth import get_user_model
 
 from accounts.models import CustomerProfile
@@ -25,6 +26,14 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.get_or_create(
                 user=user, email=user.email, defaults={"verified": True, "primary": True}
             )
+
+    @factory.post_generation
+    def totp(user, create, extracted, **kwargs):
+        """`totp=True` enrols an authenticator app (staff need one for the admin); a string is
+        used as its secret."""
+        if create and extracted:
+            secret = extracted if isinstance(extracted, str) else generate_totp_secret()
+            TOTP.activate(user, secret)
 
 
 class ProfileFactory(factory.django.DjangoModelFactory):

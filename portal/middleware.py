@@ -1,0 +1,41 @@
+"""Request-wide rules that belong to no single app."""
+
+from __future__ import annotations
+
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+# Factors that prove a second factor on their own (recovery codes only back one up).
+SECOND_FACTORS = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
+
+
+class StaffTwoFactorMiddleware:
+    """Staff open admin pages only with a second factor: without one, every admin page sends
+    them to set up an authenticator app first. Customers, the setup pages and logging out are
+    not affected."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if self._needs_second_factor(request):
+            messages.warning(
+                request,
+                "Staff need two-factor authentication: set up an authenticator app, then open "
+                "the admin again.",
+            )
+            return redirect("mfa_activate_totp")
+        return self.get_response(request)
+
+    def _needs_second_factor(self, request) -> bool:
+        user = request.user
+        return (
+            user.is_authenticated
+            and user.is_staff
+            and request.path.startswith(reverse("admin:index"))
+            and request.path != reverse("admin:logout")
+            and not is_mfa_enabled(user, SECOND_FACTORS)
+        )
