@@ -7,6 +7,7 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 
 # Factors that prove a second factor on their own (recovery codes only back one up).
 SECOND_FACTORS = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
@@ -39,3 +40,19 @@ class StaffTwoFactorMiddleware:
             and request.path != reverse("admin:logout")
             and not is_mfa_enabled(user, SECOND_FACTORS)
         )
+
+
+class PrivatePagesMiddleware:
+    """What a signed-in user sees (their servers' addresses, invoices, once a root password)
+    is kept by no shared cache and not on disk: `Cache-Control: private, no-store`, unless the
+    view chose its own Cache-Control."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and "Cache-Control" not in response:
+            patch_cache_control(response, private=True, no_store=True)
+        return response
