@@ -17,7 +17,7 @@ from billing import orders, selectors, stripe_client
 from billing.events import EventRefused, event_store
 from billing.forms import OrderForm
 from billing.models import Order, Plan
-from billing.tasks import process_stripe_event
+from billing.tasks import stripe_event_queue
 from instances import selectors as instance_selectors
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def stripe_webhook(request):
         with transaction.atomic():
             row, created = event_store(event)
             if row.processed_at is None:
-                transaction.on_commit(lambda: process_stripe_event.delay(row.pk))
+                transaction.on_commit(lambda: stripe_event_queue(row.pk))
     except EventRefused as error:
         logger.warning("stripe webhook refused: %s", error)
         return HttpResponseBadRequest("not a Stripe event")

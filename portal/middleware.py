@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
+
+logger = logging.getLogger(__name__)
 
 # Factors that prove a second factor on their own (recovery codes only back one up).
 SECOND_FACTORS = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
@@ -55,4 +60,24 @@ class PrivatePagesMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and "Cache-Control" not in response:
             patch_cache_control(response, private=True, no_store=True)
+        return response
+
+
+class CacheUnavailableMiddleware:
+    """Redis as the cache (rate-limit counters, used two-factor codes) not answering within its
+    timeouts: 503 and "try again in a minute", not a 500. Rate limits fail closed: nobody signs
+    in unthrottled while the counters cannot be read."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, redis.ConnectionError | redis.TimeoutError):
+            return None
+        logger.error("cache unavailable during %s %s: %s", request.method, request.path, exception)
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "60"
         return response

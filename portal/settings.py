@@ -134,6 +134,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "portal.middleware.StaffTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -172,14 +173,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
 CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "portal")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": CACHE_KEY_PREFIX,
-        }
+# A Redis that accepts connections and never answers must not hold a request (or a worker):
+# each command gives up after REDIS_SOCKET_TIMEOUT, each connection attempt after
+# REDIS_CONNECT_TIMEOUT (seconds). Redis answers in well under a millisecond when healthy.
+REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "1"))
+REDIS_CONNECT_TIMEOUT = float(env("REDIS_CONNECT_TIMEOUT", "1"))
+
+
+def redis_cache(url: str) -> dict:
+    """The CACHES entry for a Redis at `url`, with the timeouts above."""
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        },
     }
+
+
+if REDIS_URL:
+    CACHES = {"default": redis_cache(REDIS_URL)}
 else:
     # A cache shared by every process (rate limits must hold across web workers): the
     # database. `manage.py createcachetable` makes its table (make run and the test runner do).
@@ -201,6 +216,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 14 * 60)
 # merely waiting (see Celery's docs on visibility_timeout).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 60 * 60)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Sending a task retries this often (each try bounded by the Redis timeouts above) before the
+# caller gets an error; work that must not be lost is stored first and queued again by beat.
+CELERY_PUBLISH_MAX_RETRIES = env_int("CELERY_PUBLISH_MAX_RETRIES", 2)
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
 
