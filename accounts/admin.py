@@ -1,3 +1,4 @@
+from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
@@ -45,3 +46,26 @@ class SSHKeyAdmin(admin.ModelAdmin):
     search_fields = ["owner__email", "fingerprint", "name"]
     readonly_fields = ["owner", "public_key", "key_type", "bits", "fingerprint", "created_at"]
     list_select_related = ["owner"]
+
+
+# allauth's own admin for authenticators shows and edits `data`, the (encrypted) seeds.
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(admin.ModelAdmin):
+    """Who has which second factor, never its secret. Staff may delete one (a customer lost
+    their phone); adding and changing happen only in the portal, by the user."""
+
+    list_display = ["user", "type", "created_at", "last_used_at"]
+    list_filter = ["type", "created_at", "last_used_at"]
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "type", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -150,8 +151,29 @@ HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
 }
 
 
+class EventRefused(ValueError):
+    """A correctly signed delivery whose id or type is not one we can keep."""
+
+
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]+")
+EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
+
+
+def _check_shape(event: dict) -> None:
+    for key, pattern, field in [
+        ("id", EVENT_ID, "event_id"),
+        ("type", EVENT_TYPE, "type"),
+    ]:
+        value = event.get(key)
+        limit = StripeEvent._meta.get_field(field).max_length
+        if not isinstance(value, str) or len(value) > limit or not pattern.fullmatch(value):
+            raise EventRefused(f"event {key} is not a Stripe event {key} of at most {limit} chars")
+
+
 def event_store(event: dict) -> tuple[StripeEvent, bool]:
-    """Keep a verified delivery (once per event id); returns (row, whether it is new)."""
+    """Keep a verified delivery (once per event id); returns (row, whether it is new). Raises
+    EventRefused, storing nothing, for an id or type that does not fit."""
+    _check_shape(event)
     return StripeEvent.objects.get_or_create(
         event_id=event["id"],
         defaults={"type": event["type"], "payload": event},

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from billing.events import event_process
 from billing.ledger import LedgerNotReady
@@ -39,6 +40,18 @@ def process_stripe_event(self, event_pk: int) -> str:
         # Stripe events with an error; beat tries again until STRIPE_EVENT_MAX_ATTEMPTS.
         logger.error("stripe event %s failed: %s", event_pk, error)
         return f"failed: {error}"
+
+
+def stripe_event_queue(event_pk: int) -> None:
+    """Ask a worker to process a stored event, once committed, without waiting on a broker
+    that is down: one try, bounded by the broker's timeouts. If it fails, the event stays
+    stored and unprocessed, and retry_stripe_events (beat) queues it again."""
+    try:
+        process_stripe_event.apply_async((event_pk,), retry=False)
+    except KombuOperationalError as error:
+        logger.warning(
+            "stripe event %s stored but not queued (%s); beat queues it later", event_pk, error
+        )
 
 
 @shared_task(name="billing.retry_stripe_events")

@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.services import profile_is_complete
 from billing import orders, selectors, stripe_client
-from billing.events import event_store
+from billing.events import EventRefused, event_store
 from billing.forms import OrderForm
 from billing.models import Order, Plan
-from billing.tasks import process_stripe_event
+from billing.tasks import stripe_event_queue
 from instances import selectors as instance_selectors
 
 logger = logging.getLogger(__name__)
@@ -206,8 +206,12 @@ def stripe_webhook(request):
     except stripe_client.SignatureError as error:
         logger.warning("stripe webhook refused: %s", error)
         return HttpResponseBadRequest("invalid signature")
-    with transaction.atomic():
-        row, created = event_store(event)
-        if row.processed_at is None:
-            transaction.on_commit(lambda: process_stripe_event.delay(row.pk))
+    try:
+        with transaction.atomic():
+            row, created = event_store(event)
+            if row.processed_at is None:
+                transaction.on_commit(lambda: stripe_event_queue(row.pk))
+    except EventRefused as error:
+        logger.warning("stripe webhook refused: %s", error)
+        return HttpResponseBadRequest("not a Stripe event")
     return HttpResponse("stored" if created else "duplicate", content_type="text/plain")

@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common import crypto
 from instances import dedicated, services
 from instances.models import (
     Cluster,
@@ -27,7 +28,6 @@ from instances.models import (
     StorageClass,
     StoragePool,
 )
-from portal import secrets
 
 
 @admin.register(Location)
@@ -186,9 +186,12 @@ class InstanceAdmin(admin.ModelAdmin):
     list_filter = ["status", "family", "location", "node"]
     search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
     list_select_related = ["owner", "location", "node__cluster", "ipv4"]
-    # State changes go through services (actions below), never through a form.
+    # State changes go through services (actions below), never through a form. Encrypted
+    # columns (the root password waiting for cloud-init) are never shown, not even as ciphertext.
     readonly_fields = ["fulfilment"] + [
-        f.name for f in Instance._meta.fields if f.name not in ("id", "new_password_encrypted")
+        f.name
+        for f in Instance._meta.fields
+        if f.name != "id" and not f.name.endswith("_encrypted")
     ]
     inlines = [InstanceOperationInline, InstanceEventInline]
     actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
@@ -245,7 +248,7 @@ class InstanceAdmin(admin.ModelAdmin):
             return "—"
         pool = obj.ipv4.pool if obj.ipv4 else None
         if with_password:
-            password = secrets.decrypt(obj.new_password_encrypted) or "(shown to the customer)"
+            password = crypto.decrypt(obj.new_password_encrypted) or "(shown to the customer)"
         else:
             password = "(hidden: needs the permission to change servers)"
         return format_html(

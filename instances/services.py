@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import SSHKey, User
+from common import crypto
 from instances.models import Family, Instance, InstanceOperation, Location, OSImage, OSTemplate
 from instances.operations import KINDS
 from instances.state import (
@@ -28,7 +29,6 @@ from instances.state import (
     event_record,
     instance_transition,
 )
-from portal import secrets
 
 logger = logging.getLogger(__name__)
 Kind = InstanceOperation.Kind
@@ -122,7 +122,7 @@ def instance_create(
                 storage_class=spec.storage_class,
                 traffic_tb=spec.traffic_tb,
                 ssh_keys="\n".join(key.public_key for key in keys),
-                new_password_encrypted=secrets.encrypt(password),
+                new_password_encrypted=crypto.encrypt(password),
                 status=Status.PENDING,
             )
             event_record(
@@ -209,7 +209,7 @@ def _operation_create(
                 actor=actor,
                 actor_user=actor_user,
                 params=params or {},
-                secret_encrypted=secrets.encrypt(secret),
+                secret_encrypted=crypto.encrypt(secret),
                 chain=uuid.uuid4().hex,
             )
     except IntegrityError:
@@ -275,7 +275,7 @@ def password_reveal(*, instance: Instance) -> str | None:
         locked = Instance.objects.select_for_update().get(pk=instance.pk)
         if not locked.new_password_encrypted:
             return None
-        password = secrets.decrypt(locked.new_password_encrypted)
+        password = crypto.decrypt(locked.new_password_encrypted)
         Instance.objects.filter(pk=instance.pk).update(new_password_encrypted="")
     return password
 

@@ -27,7 +27,14 @@ def _broker_transport_options(settings) -> dict:
             # The filesystem transport polls; kombu's default second adds up over a build.
             "polling_interval": 0.1,
         }
-    return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    return {
+        "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
+        # A Redis that accepts connections and never answers: every command gives up after the
+        # socket timeout instead of waiting forever (the BRPOP of a worker waits on poll(), not
+        # on the socket, so it is not cut short).
+        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
+    }
 
 
 # Queues per concern, so a burst of one kind of work never delays another: server operations
@@ -53,6 +60,14 @@ def configure(app: Celery) -> None:
         broker_url=settings.CELERY_BROKER_URL,
         broker_transport_options=_broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.REDIS_CONNECT_TIMEOUT,
+        # Bounded: a caller waits at most (retries + 1) socket timeouts plus these intervals.
+        task_publish_retry_policy={
+            "max_retries": settings.CELERY_PUBLISH_MAX_RETRIES,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -89,8 +89,13 @@ _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env("SECRET_KEY", _DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise RuntimeError("Set SECRET_KEY when DEBUG is off.")
-# Encrypts secrets kept in the database (Proxmox API tokens); changing it makes them unreadable.
-FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
+# Encrypt the secrets kept in the database (Proxmox API tokens, root passwords, two-factor
+# seeds): new values with the first key, while every listed key decrypts (common/crypto.py).
+# FIELD_ENCRYPTION_KEY is the one-key spelling; with neither set, SECRET_KEY is the key, so
+# whoever rotates SECRET_KEY lists the old one here and runs `manage.py rotate_secrets`.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [
+    env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
+]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -123,10 +128,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "portal.middleware.StaffTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -165,14 +173,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
 CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "portal")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": CACHE_KEY_PREFIX,
-        }
+# A Redis that accepts connections and never answers must not hold a request (or a worker):
+# each command gives up after REDIS_SOCKET_TIMEOUT, each connection attempt after
+# REDIS_CONNECT_TIMEOUT (seconds). Redis answers in well under a millisecond when healthy.
+REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "1"))
+REDIS_CONNECT_TIMEOUT = float(env("REDIS_CONNECT_TIMEOUT", "1"))
+
+
+def redis_cache(url: str) -> dict:
+    """The CACHES entry for a Redis at `url`, with the timeouts above."""
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        },
     }
+
+
+if REDIS_URL:
+    CACHES = {"default": redis_cache(REDIS_URL)}
 else:
     # A cache shared by every process (rate limits must hold across web workers): the
     # database. `manage.py createcachetable` makes its table (make run and the test runner do).
@@ -194,6 +216,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 14 * 60)
 # merely waiting (see Celery's docs on visibility_timeout).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 60 * 60)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Sending a task retries this often (each try bounded by the Redis timeouts above) before the
+# caller gets an error; work that must not be lost is stored first and queued again by beat.
+CELERY_PUBLISH_MAX_RETRIES = env_int("CELERY_PUBLISH_MAX_RETRIES", 2)
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
 
@@ -226,6 +251,8 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[VPS portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "VPS portal")
+# Encrypts the TOTP and recovery-code seeds at rest, like every other secret we store.
+MFA_ADAPTER = "accounts.mfa.MFAAdapter"
 
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "VPS portal <noreply@portal.example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -308,8 +335,16 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 63072000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-if env_bool("BEHIND_TLS_PROXY", not DEBUG):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", not DEBUG)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# allauth's rate limits count per client address. Behind the proxy every request comes from the
+# proxy, so ten failed logins a minute from one client would lock everybody out. The client is
+# the address our proxy appends to X-Forwarded-For (the Nth from the end with N proxies of ours
+# in front), or the header a proxy sets itself (e.g. X-Real-IP, CF-Connecting-IP); never an
+# address the client could have written.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env("TRUSTED_CLIENT_IP_HEADER") or None
 
 # --- Static files, i18n, logging -------------------------------------------------------------
 

@@ -72,7 +72,8 @@ def mallory(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
+    """A superuser with an authenticator app, as the admin requires of staff."""
+    return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True, totp=True)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth import get_user_model
 
 from accounts.models import CustomerProfile
@@ -25,6 +26,14 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.get_or_create(
                 user=user, email=user.email, defaults={"verified": True, "primary": True}
             )
+
+    @factory.post_generation
+    def totp(user, create, extracted, **kwargs):
+        """`totp=True` enrols an authenticator app (staff need one for the admin); a string is
+        used as its secret."""
+        if create and extracted:
+            secret = extracted if isinstance(extracted, str) else generate_totp_secret()
+            TOTP.activate(user, secret)
 
 
 class ProfileFactory(factory.django.DjangoModelFactory):
@@ -137,4 +146,39 @@ def make_operation(instance, *, kind="build", state="running", step="", **fields
 
     return InstanceOperation.objects.create(
         instance=instance, kind=kind, state=state, step=step, chain="chain-1", **fields
+    )
+
+
+def make_order(owner, location, *, hostname="web1", generate_password: bool = False):
+    """An order awaiting payment (no Stripe involved)."""
+    from billing.models import Order, Plan
+
+    plan, _ = Plan.objects.get_or_create(
+        slug="nvme-vps-s",
+        defaults={
+            "family": "nvme_vps",
+            "name": "NVMe VPS S",
+            "vcpus": 2,
+            "memory_mib": 4096,
+            "disk_gib": 75,
+            "storage_class": "nvme",
+            "price_cents": 499,
+        },
+    )
+    return Order.objects.create(
+        owner=owner,
+        plan=plan,
+        location=location,
+        os_image=make_os_image(),
+        hostname=hostname,
+        generate_password=generate_password,
+        currency="EUR",
+        monthly_net_cents=499,
+        monthly_vat_cents=95,
+        setup_net_cents=0,
+        setup_vat_cents=0,
+        vat_treatment="domestic",
+        vat_country="DE",
+        vat_rate="19.00",
+        stripe_price_id="price_test",
     )

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.stripe import StripeSandbox
-
-WEBHOOK_SECRET = "whsec_test_portal"
+from tests.stripe_webhooks import WEBHOOK_SECRET
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django_countries.fields import CountryField
 
-from portal import secrets
+from common import crypto
 
 
 class Family(models.TextChoices):
@@ -62,11 +62,11 @@ class Cluster(models.Model):
 
     @property
     def token_secret(self) -> str:
-        return secrets.decrypt(self.token_secret_encrypted)
+        return crypto.decrypt(self.token_secret_encrypted)
 
     @token_secret.setter
     def token_secret(self, value: str) -> None:
-        self.token_secret_encrypted = secrets.encrypt(value)
+        self.token_secret_encrypted = crypto.encrypt(value)
 
 
 class StorageClass(models.TextChoices):

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from common import crypto
 from instances.models import Instance, InstanceOperation
 from instances.operations import waiting
 from instances.state import event_record, instance_transition
-from portal import secrets as crypto
 
 if TYPE_CHECKING:
     from instances.proxmox import PveClient

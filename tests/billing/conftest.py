@@ -3,15 +3,11 @@ each VAT situation, and helpers that deliver the sandbox's events as signed webh
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 import urllib.request
 
 import pytest
 import stripe
-from django.urls import reverse
 
 from billing import stripe_client
 from billing.catalog import plan_sync
@@ -19,8 +15,8 @@ from billing.models import Plan, StripeEvent
 from billing.orders import checkout_url, order_place
 from instances.models import OSTemplate
 from tests.factories import ProfileFactory, make_location_with_capacity, make_os_image
+from tests.stripe_webhooks import deliver, signature  # noqa: F401 - billing tests import them from here
 
-WEBHOOK_SECRET = "whsec_test_portal"
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
@@ -136,22 +132,6 @@ def sandbox_events(sandbox, *types: str) -> list[dict]:
         found = json.load(response)["data"]
     found.reverse()
     return [event for event in found if not types or event["type"] in types]
-
-
-def signature(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-def deliver(client, event: dict, **signing):
-    payload = json.dumps(event).encode()
-    return client.post(
-        reverse("billing:stripe_webhook"),
-        data=payload,
-        content_type="application/json",
-        headers={"stripe-signature": signature(payload, **signing)},
-    )
 
 
 def process_all() -> None:

@@ -103,6 +103,42 @@ def test_unknown_event_type_is_stored_and_ignored(client, db, stripe_settings):
     assert stored.processed_at is not None
 
 
+def signed_event(event_id: str, kind: str = "radar.early_fraud_warning.created") -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "data": {"object": {"id": "issfr_1", "object": "radar.early_fraud_warning"}},
+    }
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        signed_event("evt_" + "a" * 77),  # 81 characters; the column holds 80
+        signed_event("evt_" + "a" * 5000),
+        signed_event("evt_1 OR 1=1"),
+        signed_event("not_an_event_id"),
+        signed_event(42),
+        signed_event("evt_1", kind="invoice." + "x" * 80),
+    ],
+    ids=["81-chars", "5000-chars", "spaces", "wrong-prefix", "number", "long-type"],
+)
+def test_a_signed_event_whose_id_or_type_does_not_fit_is_refused_and_not_stored(
+    client, db, stripe_settings, event
+):
+    response = deliver(client, event)
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
+
+
+def test_an_event_id_of_the_longest_storable_length_is_kept(client, db, stripe_settings):
+    response = deliver(client, signed_event("evt_" + "a" * 76))
+    assert response.status_code == 200
+    assert len(StripeEvent.objects.get().event_id) == 80
+
+
 def test_delivery_answers_fast_and_queues_processing(
     client, paid_events, django_capture_on_commit_callbacks
 ):

@@ -109,7 +109,7 @@ def test_a_generated_password_is_shown_once_on_the_page_not_in_a_message(
 def test_staff_without_the_add_permission_cannot_build(client, alice, location):
     from tests.factories import UserFactory
 
-    clerk = UserFactory(email="finance@example.com", is_staff=True)
+    clerk = UserFactory(email="finance@example.com", is_staff=True, totp=True)
     client.force_login(clerk)
     response = client.post("/admin/instances/instance/build/", build_form(alice, location))
     assert response.status_code == 403

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 
 import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import hotp_value
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -45,6 +49,38 @@ def seed(cluster_file) -> None:
 
 def counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in MODELS}
+
+
+def seed_users() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def staff_login(output: str) -> tuple[str, str, str]:
+    """(email, password, TOTP setup key) as printed for the demo staff user."""
+    match = re.search(r"staff\s+(\S+)\s+(\S+)\s+TOTP setup key ([A-Z2-7]+)", output)
+    assert match, output
+    return match.groups()
+
+
+def test_the_staff_user_signs_in_to_the_admin_with_the_printed_password_and_key(client, settings):
+    settings.MFA_TOTP_TOLERANCE = 1  # a code from the end of a step still counts in the next
+    email, password, key = staff_login(seed_users())
+    response = client.post("/accounts/login/", {"login": email, "password": password})
+    assert response["Location"] == "/accounts/2fa/authenticate/"
+    code = f"{hotp_value(key, int(time.time()) // 30):06d}"  # what the authenticator app shows
+    response = client.post("/accounts/2fa/authenticate/", {"code": code})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_rerun_keeps_the_staff_users_authenticator():
+    _, first_password, first_key = staff_login(seed_users())
+    _, second_password, second_key = staff_login(seed_users())
+    assert second_password != first_password
+    assert second_key == first_key  # the app set up on the first run still works
+    assert Authenticator.objects.filter(type="totp").count() == 1
 
 
 def test_without_the_option_it_makes_only_the_users():

@@ -1,7 +1,8 @@
 """Demo data for `make run`: a staff user and a demo customer, safe to run again and again.
 
 Each run gives both users a fresh random password and prints it, so the printed credentials
-always work and no password lives in the repository.
+always work and no password lives in the repository. The staff user is enrolled in TOTP (staff
+need a second factor for the admin); its setup key is printed too, the same on every run.
 
 With `--pve-cluster var/fakepve/cluster.json` (written by `python -m sandbox.pve prepare`) it
 also creates or updates the infrastructure of the demo Proxmox cluster: location, cluster,
@@ -18,6 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa.utils import decrypt as mfa_decrypt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -102,6 +106,7 @@ class Command(BaseCommand):
         self._catalog()
         with transaction.atomic():
             staff_password = self._user(STAFF_EMAIL, staff=True)
+            staff_key = _totp_key(get_user_model().objects.get(email=STAFF_EMAIL))
             customer_password = self._user(CUSTOMER_EMAIL, staff=False)
             CustomerProfile.objects.get_or_create(
                 user=get_user_model().objects.get(email=CUSTOMER_EMAIL),
@@ -115,7 +120,9 @@ class Command(BaseCommand):
                 },
             )
         self.stdout.write(self.style.SUCCESS("Demo accounts (passwords are new on every run):"))
-        self.stdout.write(f"  staff     {STAFF_EMAIL}  {staff_password}   -> /admin/")
+        self.stdout.write(
+            f"  staff     {STAFF_EMAIL}  {staff_password}  TOTP setup key {staff_key}   -> /admin/"
+        )
         self.stdout.write(f"  customer  {CUSTOMER_EMAIL}  {customer_password}")
 
     def _user(self, email: str, *, staff: bool) -> str:
@@ -184,6 +191,20 @@ class Command(BaseCommand):
             f"  {len(nodes)} nodes, {len(pools)} storage pools, {len(facts['templates'])} "
             f"templates; {pool.network} with {free} free addresses"
         )
+
+
+def _totp_key(user) -> str:
+    """The setup key of the user's authenticator app (staff need one for the admin): the one
+    enrolled before, so an app set up on an earlier run keeps working, or a new enrolment."""
+    enrolled = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if enrolled is not None:
+        try:
+            return mfa_decrypt(enrolled.data["secret"])
+        except ValueError:  # encrypted under a key that is gone: enrol again
+            enrolled.delete()
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret
 
 
 def _read_cluster_file(path: Path) -> dict:
