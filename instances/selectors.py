@@ -144,8 +144,8 @@ def images_for_location(location: Location) -> QuerySet[OSImage]:
 def can_take(location: Location, spec) -> bool:
     """Whether the location has room for a server of `spec` right now (advisory, no locks).
 
-    The order page uses it to say "sold out"; placement decides for real under locks after
-    payment (and queues the build with a reason if the room went meanwhile).
+    The order page uses it to say "sold out"; placement decides for real under locks when the
+    build runs (and waits with a reason if the room went meanwhile).
     """
     has_address = IPAddress.objects.filter(
         pool__location=location, state=IPAddress.State.FREE
