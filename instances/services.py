@@ -169,6 +169,10 @@ def operation_request(
     spec = KINDS[kind]
     with transaction.atomic():
         instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.family == Family.DEDICATED:
+            raise InstanceError(
+                "A dedicated server is run by our technicians; please contact support for it."
+            )
         if instance.status not in spec.allowed_from:
             raise InstanceError(
                 f"{instance.hostname} is {instance.get_status_display()}; "
@@ -364,3 +368,8 @@ def instance_rename(
 def usage_refresh(*, instance: Instance, timeframe: str) -> None:
     """Ask a worker to fetch the server's usage samples for its graphs (by task name)."""
     current_app.send_task("instances.refresh_usage", args=(instance.pk, timeframe))
+
+
+def status_sync_request(*, cluster_id: int) -> None:
+    """Ask a worker to read the cluster's VM states from PVE now (support's "sync now")."""
+    current_app.send_task("instances.sync_status", args=(cluster_id,))

@@ -149,7 +149,7 @@ def server_reinstall(request, instance_id: int):
 @require_http_methods(["GET", "POST"])
 def server_password(request, instance_id: int):
     instance = selectors.server_of(request.user, instance_id)
-    form = PasswordResetForm(request.POST or None)
+    form = PasswordResetForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         return _requested(
             request,

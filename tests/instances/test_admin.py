@@ -131,3 +131,77 @@ def test_the_service_refuses_hostnames_that_are_not_one_dns_label(alice, locatio
             reason="Build queued.",
         )
     assert not Instance.objects.exists()
+
+
+# --- Staff act on a server: each action is an operation in their name --------------------
+
+
+def test_staff_reboot_a_server_from_its_admin_page(client, staff, world, demo_location, alice):
+    from tests.instances.operations import running_server
+    from tests.instances.world import drive
+
+    server = running_server(alice, demo_location)
+    client.force_login(staff)
+    page = client.get(f"/admin/instances/instance/{server.pk}/change/").content.decode()
+    assert 'value="reboot"' in page and "Sync status now" in page
+    response = client.post(f"/admin/instances/instance/{server.pk}/operate/", {"action": "reboot"})
+    assert response.status_code == 302
+    operation = server.operations.get(kind="reboot")
+    assert (operation.actor, operation.actor_user) == ("staff", staff)
+    listing = client.get("/admin/instances/instance/").content.decode()
+    assert "reboot · queued" in listing
+    assert drive(operation.pk).state == "succeeded"
+    assert [t["type"] for t in world.tasklog][-1] == "qmreboot"
+    event = server.events.get(message="Reboot requested.")
+    assert (event.actor, event.actor_user) == ("staff", staff)
+
+
+def test_staff_rename_and_reset_the_password_for_the_customer(
+    client, staff, world, demo_location, alice
+):
+    from instances import services
+    from tests.instances.operations import running_server
+    from tests.instances.world import drive
+
+    server = running_server(alice, demo_location)
+    client.force_login(staff)
+    client.post(f"/admin/instances/instance/{server.pk}/rename/", {"hostname": "db-2"})
+    drive(server.operations.get(kind="rename").pk)
+    assert Instance.objects.get(pk=server.pk).hostname == "db-2"
+    client.post(f"/admin/instances/instance/{server.pk}/password/", {})
+    assert drive(server.operations.get(kind="password").pk).state == "succeeded"
+    # The customer reveals it from their page; staff never see it.
+    assert services.password_reveal(instance=server)
+
+
+def test_a_second_staff_action_while_one_runs_names_it(client, staff, alice, location):
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    make_operation(server, kind="reinstall", step="clone")
+    client.force_login(staff)
+    response = client.post(
+        f"/admin/instances/instance/{server.pk}/operate/", {"action": "reboot"}, follow=True
+    )
+    assert "A reinstall is in progress" in response.content.decode()
+    assert not server.operations.filter(kind="reboot").exists()
+
+
+def test_staff_without_the_change_permission_cannot_act(client, alice, location):
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    from tests.factories import UserFactory
+
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    clerk = UserFactory(email="clerk@example.com", is_staff=True)
+    TOTP.activate(clerk, generate_totp_secret())
+    client.force_login(clerk)
+    response = client.post(f"/admin/instances/instance/{server.pk}/operate/", {"action": "stop"})
+    assert response.status_code == 403
+    assert not server.operations.exists()
+
+
+def test_customers_cannot_reach_the_staff_actions(client, alice, location):
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    client.force_login(alice)
+    response = client.post(f"/admin/instances/instance/{server.pk}/operate/", {"action": "stop"})
+    assert response.status_code in {302, 403}
+    assert not server.operations.exists()

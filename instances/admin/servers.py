@@ -1,126 +1,32 @@
+"""Admin for customers' servers: what support sees and does (every change is an operation)."""
+
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from common import crypto
 from instances import dedicated, services
+from instances.admin import operations
 from instances.models import (
-    Cluster,
     DedicatedServer,
     Family,
     Instance,
     InstanceEvent,
     InstanceOperation,
-    IPAddress,
-    IPPool,
     Location,
-    Node,
-    NodeStorage,
     OSImage,
-    OSTemplate,
     StorageClass,
-    StoragePool,
 )
-
-
-@admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "country", "active"]
-
-
-class ClusterForm(forms.ModelForm):
-    token_secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted. Leave empty to keep the current secret.",
-    )
-
-    class Meta:
-        model = Cluster
-        fields = [
-            "location",
-            "name",
-            "api_url",
-            "token_id",
-            "token_secret",
-            "ca_bundle",
-            "tls_fingerprint",
-            "vmid_min",
-            "vmid_max",
-            "bridge",
-        ]
-
-    def save(self, commit=True):
-        if self.cleaned_data.get("token_secret"):
-            self.instance.token_secret = self.cleaned_data["token_secret"]
-        return super().save(commit)
-
-
-class NodeInline(admin.TabularInline):
-    model = Node
-    extra = 0
-
-
-class StoragePoolInline(admin.TabularInline):
-    model = StoragePool
-    extra = 0
-
-
-@admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
-    form = ClusterForm
-    list_display = ["name", "location", "api_url", "token_id"]
-    inlines = [NodeInline, StoragePoolInline]
-
-
-class NodeStorageInline(admin.TabularInline):
-    model = NodeStorage
-    extra = 0
-
-
-@admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "cluster", "state", "cores", "memory_mib", "cpu_overcommit"]
-    list_select_related = ["cluster"]
-    list_filter = ["state", "cluster"]
-    inlines = [NodeStorageInline]
-    actions = ["drain"]
-
-    @admin.action(description="Drain: place no new servers on these nodes")
-    def drain(self, request, queryset):
-        count = queryset.update(state=Node.State.DRAINING)
-        messages.success(request, f"{count} node(s) draining.")
-
-
-class OSTemplateInline(admin.TabularInline):
-    model = OSTemplate
-    extra = 0
-
-
-@admin.register(OSImage)
-class OSImageAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "family", "default_user", "min_disk_gib", "active"]
-    inlines = [OSTemplateInline]
-
-
-@admin.register(IPPool)
-class IPPoolAdmin(admin.ModelAdmin):
-    list_display = ["name", "location", "network", "gateway", "ipv6_prefix"]
-
-
-@admin.register(IPAddress)
-class IPAddressAdmin(admin.ModelAdmin):
-    list_display = ["address", "pool", "state", "released_at"]
-    list_select_related = ["pool"]
-    list_filter = ["state", "pool"]
-    search_fields = ["address"]
 
 
 class InstanceEventInline(admin.TabularInline):
@@ -177,6 +83,7 @@ class InstanceAdmin(admin.ModelAdmin):
         "owner",
         "family",
         "status",
+        "current_operation",
         "location",
         "node",
         "vmid",
@@ -196,6 +103,7 @@ class InstanceAdmin(admin.ModelAdmin):
     inlines = [InstanceOperationInline, InstanceEventInline]
     actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
     change_list_template = "admin/instances/instance/change_list.html"
+    change_form_template = "admin/instances/instance/change_form.html"
 
     def has_add_permission(self, request):
         return False
@@ -278,10 +186,50 @@ class InstanceAdmin(admin.ModelAdmin):
         return fields
 
     def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(
+                lambda request, object_id: function(request, object_id, self.admin_site)
+            )
+
         return [
             path("build/", self.admin_site.admin_view(self.build_view), name="instances_build"),
+            path(
+                "<path:object_id>/operate/",
+                self.admin_site.admin_view(operations.operate),
+                name="instances_operate",
+            ),
+            path(
+                "<path:object_id>/reinstall/",
+                view(operations.reinstall),
+                name="instances_reinstall",
+            ),
+            path(
+                "<path:object_id>/password/", view(operations.password), name="instances_password"
+            ),
+            path("<path:object_id>/rename/", view(operations.rename), name="instances_rename"),
             *super().get_urls(),
         ]
+
+    def get_queryset(self, request):
+        live = InstanceOperation.objects.filter(
+            instance=OuterRef("pk"), state__in=InstanceOperation.LIVE
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                live_kind=Subquery(live.values("kind")[:1]),
+                live_step=Subquery(live.values("step")[:1]),
+                live_since=Subquery(live.values("created_at")[:1]),
+            )
+        )
+
+    @admin.display(description="operation")
+    def current_operation(self, obj):
+        if not obj.live_kind:
+            return "—"
+        age = timesince(obj.live_since, timezone.now())
+        return f"{obj.live_kind} · {obj.live_step or 'queued'} ({age})"
 
     def build_view(self, request):
         """Until checkout exists, staff can build a server for a customer from here."""

@@ -1,0 +1,115 @@
+"""Support acts on a server from its admin page: every customer action, as an operation with
+the staff member as its actor, plus "sync status now"."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from instances import services
+from instances.forms import PasswordResetForm, ReinstallForm, RenameForm
+from instances.models import Instance, InstanceEvent
+
+STAFF = InstanceEvent.Actor.STAFF
+
+
+def _server(request, object_id) -> Instance:
+    if not request.user.has_perm("instances.change_instance"):
+        raise PermissionDenied
+    return get_object_or_404(Instance.objects.select_related("location", "owner"), pk=object_id)
+
+
+def _back(instance: Instance):
+    return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
+
+
+@require_POST
+def operate(request, object_id):
+    """Power actions and the status sync, from the buttons on the server's admin page."""
+    instance = _server(request, object_id)
+    action = request.POST.get("action", "")
+    if action == "sync":
+        if instance.cluster_id is None:
+            messages.error(request, "The server has no cluster yet.")
+        else:
+            services.status_sync_request(cluster_id=instance.cluster_id)
+            messages.info(request, "A worker reads the status from Proxmox; reload in a moment.")
+        return _back(instance)
+    try:
+        services.instance_power(
+            instance=instance, action=action, actor=STAFF, actor_user=request.user
+        )
+    except services.InstanceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{action.capitalize()} of {instance.hostname} started.")
+    return _back(instance)
+
+
+def _form_page(request, admin_site, instance, title, form, run):
+    if request.method == "POST" and form.is_valid():
+        try:
+            run(form.cleaned_data)
+        except services.InstanceError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"{title} of {instance.hostname} started.")
+            return _back(instance)
+    context = {
+        **admin_site.each_context(request),
+        "title": f"{title}: {instance.hostname}",
+        "form": form,
+        "instance": instance,
+        "opts": Instance._meta,
+    }
+    return TemplateResponse(request, "admin/instances/instance/operation_form.html", context)
+
+
+def reinstall(request, object_id, admin_site):
+    instance = _server(request, object_id)
+    form = ReinstallForm(request.POST or None, instance=instance)
+
+    def run(data):
+        services.instance_reinstall(
+            instance=instance,
+            image=data["image"],
+            ssh_key_ids=[key.pk for key in data["ssh_keys"]],
+            generate_password=data["generate_password"],
+            confirm_hostname=data["confirm_hostname"],
+            actor=STAFF,
+            actor_user=request.user,
+        )
+
+    return _form_page(request, admin_site, instance, "Reinstall", form, run)
+
+
+def password(request, object_id, admin_site):
+    """A new password for the customer: they reveal it once from their server page."""
+    instance = _server(request, object_id)
+    form = PasswordResetForm(request.POST if request.method == "POST" else None)
+
+    def run(data):
+        services.instance_password_reset(
+            instance=instance,
+            allow_reboot=data["allow_reboot"],
+            actor=STAFF,
+            actor_user=request.user,
+        )
+
+    return _form_page(request, admin_site, instance, "Password reset", form, run)
+
+
+def rename(request, object_id, admin_site):
+    instance = _server(request, object_id)
+    form = RenameForm(request.POST or None, initial={"hostname": instance.hostname})
+
+    def run(data):
+        services.instance_rename(
+            instance=instance, hostname=data["hostname"], actor=STAFF, actor_user=request.user
+        )
+
+    return _form_page(request, admin_site, instance, "Rename", form, run)
