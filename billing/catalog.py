@@ -30,7 +30,7 @@ class SyncResult:
 def plan_description(plan: Plan) -> str:
     cores = "dedicated cores" if plan.dedicated_cores else "vCPU"
     return (
-        f"{plan.vcpus} {cores}, {plan.memory_mib // 1024} GB RAM, {plan.disk_gib} GB "
+        f"{plan.vcpus} {cores}, {plan.memory_mib // 1024} GiB RAM, {plan.disk_gib} GiB "
         f"{plan.get_storage_class_display()}, {plan.traffic_tb} TB traffic"
     )
 

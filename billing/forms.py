@@ -24,7 +24,9 @@ class OrderForm(forms.Form):
     Amounts are not fields: the server computes them from the plan and the customer's profile.
     """
 
-    plan = PlanChoiceField(queryset=Plan.objects.none(), empty_label=None)
+    plan = PlanChoiceField(
+        label="Size", queryset=Plan.objects.none(), empty_label=None, widget=forms.RadioSelect
+    )
     location = forms.ModelChoiceField(queryset=None, empty_label=None, widget=forms.RadioSelect)
     os_image = forms.ModelChoiceField(
         label="Operating system", queryset=OSImage.objects.none(), empty_label=None
@@ -51,9 +53,13 @@ class OrderForm(forms.Form):
         self.fields["os_image"].queryset = OSImage.objects.filter(active=True).order_by(
             "display_order", "name"
         )
-        self.fields["ssh_keys"].queryset = SSHKey.objects.filter(owner=owner).order_by("name")
-        if not self.is_bound and "os_image" not in self.initial:
-            self.initial["os_image"] = self.fields["os_image"].queryset.first()
+        keys = SSHKey.objects.filter(owner=owner).order_by("-created_at", "-id")
+        self.fields["ssh_keys"].queryset = keys
+        if not self.is_bound:
+            self.initial.setdefault("os_image", self.fields["os_image"].queryset.first())
+            newest = keys.first()  # the key just added is the one most likely wanted
+            self.initial.setdefault("ssh_keys", [newest.pk] if newest else [])
+            self.initial.setdefault("generate_password", newest is None)
 
     def clean_hostname(self) -> str:
         return self.cleaned_data["hostname"].strip().lower()

@@ -96,7 +96,7 @@ def order_place(
             "Choose at least one SSH key or ask for a root password.", field="ssh_keys"
         )
     if plan.disk_gib < image.min_disk_gib:
-        raise OrderError(f"{image.name} needs at least {image.min_disk_gib} GB of disk.")
+        raise OrderError(f"{image.name} needs at least {image.min_disk_gib} GiB of disk.")
     if not instance_selectors.can_take(location, spec_of(plan)):
         raise OrderError(
             f"{plan.name} is sold out in {location.name}; choose another location or size.",

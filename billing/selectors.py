@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.models import User
+from accounts.services import profile_for
 from billing.models import BillingAccount, Invoice, Order, Plan, Subscription
 from billing.orders import spec_of
+from billing.vat import Quote, quote, situation_of
 from instances import selectors as instance_selectors
 from instances.models import Family, Location
 
@@ -41,6 +43,39 @@ def catalog() -> list[FamilyColumn]:
         if plans:
             columns.append(FamilyColumn(code, label, plans))
     return columns
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    plan: Plan
+    quote: Quote
+
+
+def plan_cards(user: User, chosen: Plan | None, *, family: str | None = None) -> dict:
+    """The order form's sizes: the chosen plan's family as cards with prices excluding and
+    including VAT, and the families to switch between."""
+    on_sale = Plan.objects.on_sale()
+    families = [(code, label) for code, label in Family.choices if on_sale.filter(family=code)]
+    current = chosen.family if chosen else family or (families[0][0] if families else "")
+    profile = profile_for(user)
+    situation = situation_of(profile) if profile else None
+    cards = (
+        [
+            PlanCard(
+                plan,
+                quote(
+                    monthly_cents=plan.price_cents,
+                    setup_cents=plan.setup_fee_cents,
+                    currency=plan.currency,
+                    situation=situation,
+                ),
+            )
+            for plan in on_sale.filter(family=current)
+        ]
+        if situation
+        else []
+    )
+    return {"families": families, "family": current, "plan_cards": cards}
 
 
 def account_of(user: User) -> BillingAccount | None:

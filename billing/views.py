@@ -46,6 +46,8 @@ def order_new(request):
             slot.location for slot in selectors.availability(initial["plan"]) if slot.available
         ]
         initial["location"] = where[0] if where else None
+    if family := request.GET.get("family"):
+        initial["family"] = family
     if code := request.GET.get("location"):
         initial["location"] = instance_selectors.orderable_locations().filter(code=code).first()
     form = OrderForm(request.POST or None, owner=request.user, initial=initial)
@@ -67,6 +69,10 @@ def order_new(request):
         else:
             return _to_checkout(request, order)
     plan = _chosen_plan(form)
+    if not form.is_bound and plan and not form.initial.get("location"):
+        # Where the plan can be built now, so "Continue" works without a detour.
+        where = [slot.location for slot in selectors.availability(plan) if slot.available]
+        form.initial["location"] = where[0] if where else None
     return render(
         request,
         "billing/order_form.html",
@@ -75,6 +81,7 @@ def order_new(request):
             "plan": plan,
             "quote": orders.quote_for(request.user, plan) if plan else None,
             "availability": selectors.availability(plan) if plan else [],
+            **selectors.plan_cards(request.user, plan, family=request.GET.get("family")),
         },
     )
 
@@ -85,6 +92,10 @@ def _chosen_plan(form: OrderForm) -> Plan | None:
     if raw and str(raw).isdigit():
         return queryset.filter(pk=raw).first()
     initial = form.initial.get("plan")
+    if initial is None and (family := form.initial.get("family")):
+        initial = queryset.filter(family=family).first()
+    if initial is not None:
+        form.initial["plan"] = initial
     return initial if initial is not None else queryset.first()
 
 
@@ -122,6 +133,13 @@ def _to_checkout(request, order: Order):
 @never_cache
 def order_detail(request, order_id: int):
     order = orders.order_of(request.user, order_id)
+    if order.instance_id and request.GET.get("paid") == "1" and not request.htmx:
+        return redirect("instances:detail", order.instance_id)  # back from Stripe, already paid
+    if request.htmx and order.instance_id:
+        # The page was waiting for the payment: it moves on to the server being built.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("instances:detail", args=[order.instance_id])
+        return response
     return render(
         request,
         "billing/order_detail.html",

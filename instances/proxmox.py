@@ -31,6 +31,29 @@ from urllib3.exceptions import InsecureRequestWarning
 warnings.filterwarnings("default", category=InsecureRequestWarning)
 
 
+# What the portal's API token needs on "/" (privilege separation off, or the same on the token):
+# the README's PVE role lists exactly these, and pve_check compares them with the token's own.
+PRIVILEGES = (
+    "Datastore.AllocateSpace",  # clone and grow disks
+    "Datastore.Audit",  # see the storages and their space
+    "SDN.Use",  # put a VM on the bridge (its zone) when cloning
+    "Sys.Audit",  # nodes, node status, other users' tasks
+    "VM.Allocate",  # create (clone) and destroy VMs
+    "VM.Audit",  # config, status, pending, rrddata, /cluster/resources
+    "VM.Clone",  # clone the templates
+    "VM.Config.CDROM",  # the cloud-init drive
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",  # user, password, SSH keys, addresses
+    "VM.Config.Disk",  # resize
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",  # name, description, tags, onboot
+    "VM.GuestAgent.Audit",  # ping the guest agent
+    "VM.GuestAgent.Unrestricted",  # set a password through it
+    "VM.PowerMgmt",  # start, shutdown, stop, reboot, reset
+)
+
+
 class ProxmoxError(Exception):
     """An error from PVE (or from reaching it); `message` is PVE's own text, unchanged."""
 
@@ -315,6 +338,11 @@ class PveClient:
             }
             for item in self._call("get", f"nodes/{node}/storage")
         ]
+
+    def privileges(self, path: str = "/") -> set[str]:
+        """The privileges this token holds on `path` (from /access/permissions)."""
+        held = self._call("get", "access/permissions", path=path)
+        return {priv for privs in held.values() for priv, on in privs.items() if on}
 
     def cluster_resources(self, kind: str | None = None) -> list[dict[str, Any]]:
         """/cluster/resources as PVE returns it; kind is vm, storage, node or sdn."""

@@ -12,12 +12,12 @@ PRODUCT_LINES = [
     {
         "name": "Storage VPS",
         "pitch": "Lots of disk on bulk storage for backups, archives and media.",
-        "points": ["Shared vCPUs", "HDD-class bulk storage", "Hourly snapshots on request"],
+        "points": ["Shared vCPUs", "HDD-class bulk storage", "Traffic and usage in the panel"],
     },
     {
         "name": "NVMe VPS",
         "pitch": "Fast NVMe storage for web apps, databases and CI runners.",
-        "points": ["Shared vCPUs", "NVMe storage", "Upgrade in place, prorated"],
+        "points": ["Shared vCPUs", "NVMe storage", "Reinstall another OS in minutes"],
     },
     {
         "name": "VDS",

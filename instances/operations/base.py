@@ -244,13 +244,15 @@ class Context:
         return Wait(waiting.next_look(self.wait_key(what), waited), reason)
 
     def waited(self, what: str) -> None:
-        """The wait is over: note how long it took, so the next one is looked at on time."""
+        """The wait is over: note how long it took, so the next one is looked at on time.
+
+        It ended between the last look that found it busy and now; the earlier bound is kept,
+        so the next wait is looked at a little early (and then often) rather than late.
+        """
         started, looked = self.operation.step_started_at, self.operation.looked_at
         if started is None:
             return
-        now = timezone.now()
-        # It ended between the last look that found it busy and now.
-        end = now - (now - looked) / 2 if looked and looked > started else now
+        end = looked if looked and looked > started else timezone.now()
         waiting.record(self.wait_key(what), (end - started).total_seconds())
 
 

@@ -23,10 +23,11 @@ KEY = "operations:wait:{}"
 
 
 def expected(key: str) -> float | None:
-    """How long this wait usually takes (its lower quartile), once it has been seen 3 times."""
+    """How long this wait usually takes: its lower quartile (the shortest while it has been
+    seen fewer than 4 times), or None before it has been seen at all."""
     samples = cache.get(KEY.format(key)) or []
-    if len(samples) < 3:
-        return None
+    if len(samples) < 4:
+        return min(samples, default=None)
     return statistics.quantiles(samples, n=4, method="inclusive")[0]
 
 

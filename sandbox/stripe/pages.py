@@ -10,6 +10,7 @@ from html import escape
 from .billing import Billing
 
 STYLE = """
+* { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, sans-serif; color: #1a1f36; background: #f6f9fc; margin: 0; }
 main { max-width: 34rem; margin: 2rem auto; background: #fff; padding: 1.5rem 2rem;
   border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.1); }

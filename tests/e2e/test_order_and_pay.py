@@ -116,11 +116,11 @@ def test_order_pay_and_watch_the_server_being_built(
     assert Instance.objects.count() == 0
     pay_with(page, "4242 4242 4242 4242")
 
-    # Back on the portal: the order page waits for Stripe's word, then links to the build.
-    expect(page.get_by_role("link", name="Watch it being built")).to_be_visible(timeout=20_000)
-    page.get_by_role("link", name="Watch it being built").click()
+    # Back on the portal: the order page waits for Stripe's word, then moves on by itself to
+    # the server, whose page shows the build live.
+    expect(page).to_have_url(re.compile(r"/servers/\d+/$"), timeout=20_000)
     expect(page.get_by_role("heading", name=re.compile("erika-web"))).to_be_visible()
-    status = page.locator(".status").first
+    status = page.locator("p.status").first
     expect(status).to_have_text(re.compile("Running", re.I), timeout=BUILD_TIMEOUT_MS)
     instance = Instance.objects.get()
     assert instance.status == Instance.Status.RUNNING
@@ -131,6 +131,37 @@ def test_order_pay_and_watch_the_server_being_built(
     main_nav(page).get_by_role("link", name="Billing").click()
     expect(page.get_by_role("cell", name="erika-web")).to_be_visible()
     expect(page.get_by_role("link", name="PDF")).to_be_visible()
+
+    # The control panel: shut down, start, reboot, the graphs, a reinstall.
+    page.goto(f"{live_server.url}/servers/{instance.pk}/")
+    page.get_by_role("button", name="Shut down").click()
+    expect(status).to_have_text(re.compile("Stopped", re.I), timeout=BUILD_TIMEOUT_MS)
+    page.get_by_role("button", name="Start").click()
+    expect(status).to_have_text(re.compile("Running", re.I), timeout=BUILD_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Reboot")).to_be_visible(timeout=BUILD_TIMEOUT_MS)
+    page.get_by_role("button", name="Reboot").click()
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("Server rebooted.", timeout=BUILD_TIMEOUT_MS)
+    expect(timeline).to_contain_text("Reboot requested. (by you)")
+    usage = page.locator("#graphs")
+    expect(usage.get_by_role("img", name=re.compile("CPU"))).to_be_visible(timeout=20_000)
+    usage.get_by_role("link", name="Last day").click()
+    expect(usage.get_by_role("link", name="Last day")).to_have_attribute("aria-current", "true")
+
+    page.get_by_role("link", name="Reinstall the operating system").click()
+    page.get_by_label("Operating system").select_option(label="Ubuntu 24.04")
+    page.get_by_label(re.compile("laptop")).uncheck()
+    page.get_by_label(re.compile("Generate a password")).check()
+    page.get_by_label("Type the server's name to confirm").fill("erika-web")
+    page.get_by_role("button", name="Wipe and reinstall erika-web").click()
+    expect(timeline).to_contain_text("Reinstalled with Ubuntu 24.04.", timeout=BUILD_TIMEOUT_MS)
+    expect(status).to_have_text(re.compile("Running", re.I))
+    page.get_by_role("button", name="Show the password").click()
+    password = page.locator("#new-password").inner_text()
+    assert len(password) >= 16
+    page.get_by_role("link", name="I have saved it").click()
+    expect(page.get_by_role("button", name="Show the password")).to_have_count(0)
+    assert password not in page.content()
 
 
 def test_a_declined_card_leaves_the_order_unpaid(

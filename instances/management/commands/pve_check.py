@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from instances.models import Cluster, Node, NodeStorage
-from instances.proxmox import ProxmoxError, PveClient
+from instances.proxmox import PRIVILEGES, ProxmoxError, PveClient
 
 GIB = 1024**3
 MIB = 1024**2
@@ -56,9 +56,10 @@ class Command(BaseCommand):
         except ProxmoxError as exc:
             raise CommandError(f"Cannot use the API of {row.name}: {exc}") from exc
         self._ok(f"Proxmox VE {version.get('version')} (release {version.get('release')})")
+        self._check_privileges(client, row)
         online = self._check_nodes(client, row)
-        self._check_storages(client, row, online)
-        self._check_templates(client, row)
+        storages = self._check_storages(client, row, online)
+        self._check_templates(client, row, storages)
 
     # --- report lines ----------------------------------------------------------------------------
 
@@ -76,6 +77,20 @@ class Command(BaseCommand):
         self.stdout.write(self.style.ERROR(f"  FAIL {text}"))
 
     # --- checks ----------------------------------------------------------------------------------
+
+    def _check_privileges(self, client: PveClient, row: Cluster) -> None:
+        """The token must hold what the portal does (the README's role), on "/"."""
+        self._heading("Privileges")
+        try:
+            held = client.privileges("/")
+        except ProxmoxError as exc:
+            self._problem(f"reading the token's permissions failed: {exc}")
+            return
+        missing = sorted(set(PRIVILEGES) - held)
+        if missing:
+            self._problem(f"the token {row.token_id} lacks on /: {', '.join(missing)}")
+        else:
+            self._ok(f"{row.token_id} holds the {len(PRIVILEGES)} privileges the portal uses")
 
     def _check_nodes(self, client: PveClient, row: Cluster) -> list[str]:
         """Compare PVE's nodes with the Node rows; returns the names of the online nodes."""
@@ -113,7 +128,9 @@ class Command(BaseCommand):
                 )
         return [name for name, node in nodes.items() if node["status"] == "online"]
 
-    def _check_storages(self, client: PveClient, row: Cluster, online: list[str]) -> None:
+    def _check_storages(
+        self, client: PveClient, row: Cluster, online: list[str]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
         """List each online node's storages and check the StoragePool and NodeStorage rows."""
         self._heading("Storages")
         seen: dict[str, dict[str, dict[str, Any]]] = {}
@@ -151,9 +168,17 @@ class Command(BaseCommand):
                     f"{ns.node.name}/{ns.pool.name}: the portal may place {ns.capacity_gib} GiB, "
                     f"the storage has {_gib(storage['total'])} GiB (thin provisioning?)"
                 )
+        return seen
 
-    def _check_templates(self, client: PveClient, row: Cluster) -> None:
-        """Each OSTemplate's VMID must exist, be a template, and sit on its node if it names one."""
+    def _check_templates(
+        self, client: PveClient, row: Cluster, storages: dict[str, dict[str, dict[str, Any]]]
+    ) -> None:
+        """Each OSTemplate's VMID must exist, be a template, and sit on its node if it names one.
+
+        A template for the whole cluster is cloned from its node to the others (`target`), which
+        PVE refuses onto node-local storage ("can't clone to non-shared storage"): then every
+        storage pool must be shared, or each node needs its own template.
+        """
         self._heading("Templates")
         templates = row.templates.select_related("image", "node").order_by("image__name", "vmid")
         if not templates:
@@ -174,3 +199,15 @@ class Command(BaseCommand):
                 self._problem(f"template {label} is on {vm['node']}")
             else:
                 self._ok(f"{label}: template {vm['name']!r} on {vm['node']}")
+            if template.node_id is None and row.nodes.count() > 1:
+                self._check_shared_pools(row, label, storages)
+
+    def _check_shared_pools(self, row: Cluster, label: str, storages) -> None:
+        for pool in row.storage_pools.order_by("name"):
+            found = [node[pool.name] for node in storages.values() if pool.name in node]
+            if found and not all(storage["shared"] for storage in found):
+                self._problem(
+                    f"{label} is one template for the whole cluster, but storage pool "
+                    f"{pool.name} is node-local: PVE refuses clones to other nodes onto it. "
+                    "Give each node its own template (OSTemplate rows with a node)."
+                )

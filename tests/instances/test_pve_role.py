@@ -1,0 +1,87 @@
+"""The PVE role the README documents is enough, and needed: a token holding exactly its
+privileges builds a server and runs every action; one privilege less and PVE refuses."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from instances import services
+from instances.models import Cluster, Instance, InstanceOperation, OSImage
+from instances.proxmox import PRIVILEGES
+from tests.instances.operations import CUSTOMER, running_server
+from tests.instances.world import drive, last_operation
+
+TOKEN = "portal@pve!portal"
+SECRET = "a-token-that-is-not-root"
+
+
+def use_token_with(world, privileges) -> None:
+    """The cluster row uses portal@pve's token, which holds `privileges` on / and nothing else."""
+    world.apitokens[TOKEN] = SECRET
+    world.acl = {}
+    world.grant("portal@pve", "/", *privileges)
+    cluster = Cluster.objects.get()
+    cluster.token_id = TOKEN
+    cluster.token_secret = SECRET
+    cluster.save()
+
+
+def test_exactly_the_documented_role_builds_and_runs_every_action(world, demo_location, alice):
+    use_token_with(world, PRIVILEGES)
+    server = running_server(alice, demo_location)
+
+    def run(call, **kwargs):
+        operation = call(instance=server, actor=CUSTOMER, actor_user=alice, **kwargs)
+        done = drive(operation.pk)
+        assert done.state == InstanceOperation.State.SUCCEEDED, (done.kind, done.error)
+        server.refresh_from_db()
+
+    for action in ("reboot", "reset", "shutdown", "start", "stop", "start"):
+        run(services.instance_power, action=action)
+    run(services.instance_password_reset, allow_reboot=False)
+    world.guest(server.vmid).agent = None
+    run(services.instance_password_reset, allow_reboot=True)
+    run(services.instance_rename, hostname="web-2")
+    run(
+        services.instance_reinstall,
+        image=OSImage.objects.get(slug="rocky-9"),
+        ssh_key_ids=[],
+        generate_password=True,
+        confirm_hostname="web-2",
+    )
+    from instances import sync
+
+    assert sync.cluster_sync(server.cluster).seen == 1
+    assert Instance.objects.get(pk=server.pk).status == Instance.Status.RUNNING
+
+
+@pytest.mark.parametrize("dropped", ["VM.Audit", "VM.Config.Cloudinit", "Datastore.AllocateSpace"])
+def test_one_privilege_less_and_the_build_fails_with_pves_refusal(
+    world, demo_location, alice, dropped
+):
+    use_token_with(world, [priv for priv in PRIVILEGES if priv != dropped])
+    from tests.instances.test_build import order
+    from tests.instances.world import build
+
+    instance = build(order(alice, demo_location).pk)
+    assert instance.status == Instance.Status.FAILED
+    assert "Permission check failed" in last_operation(instance.pk).error
+
+
+def test_pve_check_names_the_privileges_the_token_lacks(world):
+    use_token_with(world, [priv for priv in PRIVILEGES if priv != "VM.GuestAgent.Unrestricted"])
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("pve_check", Cluster.objects.get().name, stdout=out)
+    assert "lacks on /: VM.GuestAgent.Unrestricted" in out.getvalue()
+
+
+def test_pve_check_passes_with_the_documented_role(world):
+    use_token_with(world, PRIVILEGES)
+    out = io.StringIO()
+    call_command("pve_check", Cluster.objects.get().name, stdout=out)
+    assert f"holds the {len(PRIVILEGES)} privileges" in out.getvalue()
