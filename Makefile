@@ -3,13 +3,15 @@ PYTHON ?= python3.12
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The browser tests drive Debian's Chromium (tests/e2e/conftest.py), never a downloaded build.
+CHROMIUM := /usr/bin/chromium
 
 ifneq (,$(wildcard .env))
 include .env
 export
 endif
 
-.PHONY: run test lint format migrations-check install clean
+.PHONY: run test lint format migrations-check install chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +29,21 @@ run: $(STAMP)
 	$(PY) -m sandbox.pve prepare
 	$(PY) -m sandbox.run
 
-test: $(STAMP)
+test: chromium $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Finds Debian's Chromium, installs it where it can (root with apt-get), or stops saying what to
+# install. .ci/run uses this too.
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "[make] installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "make test: the browser tests need Debian's Chromium at $(CHROMIUM)." >&2; \
+	  echo "Install it as root: apt-get install chromium   (or: sudo apt-get install chromium)" >&2; \
+	  exit 1; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
