@@ -18,6 +18,7 @@ def send_payment_failed(invoice: Invoice, *, next_attempt: datetime.datetime | N
         "amount": money(invoice.total_cents - invoice.amount_paid_cents, invoice.currency),
         "next_attempt": next_attempt,
         "url": settings.SITE_URL + reverse("billing:overview"),
+        "site_name": settings.SITE_NAME,
     }
     send_mail(
         subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Your payment did not go through",

@@ -56,8 +56,11 @@ ROUTES = {
 def configure(app: Celery) -> None:
     from django.conf import settings
 
+    embedded = settings.CELERY_BROKER_URL.startswith("filesystem://")
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
+        # kombu's filesystem transport, with messages that appear whole (portal/broker.py).
+        broker_transport="portal.broker:Transport" if embedded else None,
         broker_transport_options=_broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.REDIS_CONNECT_TIMEOUT,

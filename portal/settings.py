@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+import dj_database_url
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,29 +37,38 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-def database_from_url(url: str) -> dict:
-    """Translate `postgres://user:pass@host:port/name?opt=val` into a DATABASES entry."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql"}:
-        raise ValueError(f"DATABASE_URL must be a postgres:// URL, not {parts.scheme}://")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parts.path.lstrip("/")) or "portal",
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": dict(parse_qsl(parts.query)),
-    }
+# SQLite (development, demo, tests) is shared by the web server, the workers and the tests'
+# threads: a writer takes the write lock when its transaction begins (IMMEDIATE), so writers queue
+# for up to `timeout` seconds instead of failing when a read turns into a write; WAL lets readers
+# go on while one connection writes.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+}
+
+
+def database_from_url(url: str, *, var_dir: Path) -> dict:
+    """A DATABASES entry from `postgres[ql]://user:pass@host:port/name?opt=val`,
+    `sqlite:///relative/path` (from the project directory) or `sqlite:////absolute/path`."""
+    database = dj_database_url.parse(
+        url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        if database["NAME"] != ":memory:":
+            database["NAME"] = BASE_DIR / database["NAME"]  # an absolute path stays as it is
+        database["OPTIONS"] = SQLITE_OPTIONS | database.get("OPTIONS", {})
+        # A file, not SQLite's shared in-memory database: that one locks whole tables and fails
+        # concurrent writers instead of letting them wait, and no other process can open it.
+        database["TEST"] = {"NAME": var_dir / "test-portal.sqlite3"}
+    return database
 
 
 def mailer_from_url(url: str) -> dict:
     """A MAILERS entry from `console:`, `file:///dir`, `locmem:` or `smtp[s]://user:pass@host:port`."""
     parts = urlsplit(url)
     backends = {
-        "console": "django.core.mail.backends.console.EmailBackend",
+        "console": "portal.mail.ConsoleEmailBackend",  # headers and the text, decoded
         "file": "django.core.mail.backends.filebased.EmailBackend",
         "locmem": "django.core.mail.backends.locmem.EmailBackend",
         "smtp": "django.core.mail.backends.smtp.EmailBackend",
@@ -99,6 +109,8 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# What mail calls the portal: "Hello from <SITE_NAME>!" (allauth), subjects "[<SITE_NAME>] ...".
+SITE_NAME = env("SITE_NAME", "VPS portal")
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
 
 AUTH_USER_MODEL = "accounts.User"
@@ -158,17 +170,13 @@ TEMPLATES = [
 
 # --- Database, cache, broker -----------------------------------------------------------------
 
-DATABASE_URL = env("DATABASE_URL")
-if DATABASE_URL:
-    DATABASES = {"default": database_from_url(DATABASE_URL)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "portal.sqlite3",
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-        }
-    }
+DATABASES = {
+    "default": database_from_url(
+        env("DATABASE_URL", f"sqlite:///{(VAR_DIR / 'portal.sqlite3').absolute()}"), var_dir=VAR_DIR
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite makes its files, not their folder
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
@@ -247,14 +255,15 @@ ACCOUNT_PREVENT_ENUMERATION = True
 # allauth's rate limits stay at its defaults (e.g. failed logins: 10/min per IP, 5 per 5 min per
 # account); they live in the shared cache above. /admin/ logs in through allauth (portal/urls.py),
 # so the same limits guard staff logins.
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[VPS portal] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "VPS portal")
 # Encrypts the TOTP and recovery-code seeds at rest, like every other secret we store.
 MFA_ADAPTER = "accounts.mfa.MFAAdapter"
 
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "VPS portal <noreply@portal.example.com>")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@portal.example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Production defaults to the local MTA; development prints mail to the console.
 MAILERS = {

@@ -19,6 +19,7 @@ import sys
 import time
 
 PYTHON = sys.executable
+VAR_DIR = os.environ.get("VAR_DIR", "var")  # as the portal's settings
 HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
 
@@ -36,25 +37,25 @@ STAND_INS = {
     "stripe": [
         PYTHON, "-m", "sandbox.stripe", "serve", "--port", STRIPE_PORT,
         "--webhook-url", WEBHOOK_URL,
-        "--state-file", os.path.join(os.environ.get("VAR_DIR", "var"), "stripe-sandbox.pickle"),
+        "--state-file", os.path.join(VAR_DIR, "stripe-sandbox.pickle"),
     ],
 }  # fmt: skip
 SEED = [
     PYTHON, "manage.py", "seed_demo",
-    "--pve-cluster", os.path.join(os.environ.get("VAR_DIR", "var"), "fakepve", "cluster.json"),
+    "--pve-cluster", os.path.join(VAR_DIR, "fakepve", "cluster.json"),
 ]  # fmt: skip
 PROCESSES = {
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",
         "--queues=operations,billing,maintenance,celery", "--loglevel=INFO", "--concurrency=2",
-        "--schedule", os.path.join("var", "celerybeat-schedule"),
+        "--schedule", os.path.join(VAR_DIR, "celerybeat-schedule"),
     ],
 }  # fmt: skip
 
 
 def main() -> int:
-    os.makedirs("var", exist_ok=True)
+    os.makedirs(VAR_DIR, exist_ok=True)
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 

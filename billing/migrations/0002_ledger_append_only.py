@@ -1,6 +1,6 @@
 """On PostgreSQL the database itself refuses UPDATE and DELETE on ledger rows (the model's
-save()/delete() guard does not cover QuerySet.update()/delete() or raw SQL). SQLite, used only
-for development, keeps the model guard."""
+save()/delete() guard does not cover QuerySet.update()/delete() or raw SQL). SQLite's triggers
+are in 0003."""
 
 from django.db import migrations
 

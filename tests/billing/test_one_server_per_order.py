@@ -90,10 +90,10 @@ def test_ledger_rows_are_never_changed_or_deleted(german):
         wrong_sum.save()
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_payment_notices_make_one_server(shop, german):
-    """Eight deliveries of "paid" for one order at the same moment (PostgreSQL row locks)."""
+    """Eight deliveries of "paid" for one order at the same moment: row locks on PostgreSQL, one
+    write transaction at a time on SQLite."""
     order = place(german, shop)
     barrier = threading.Barrier(8)
     errors = []
@@ -129,7 +129,6 @@ def test_keys_deleted_before_payment_still_give_a_server(shop, german):
     assert order.instance.new_password_encrypted
 
 
-@pytest.mark.postgres
 def test_the_database_refuses_ledger_updates_and_deletes(german):
     from django.db import DatabaseError
 

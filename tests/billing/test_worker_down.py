@@ -14,8 +14,8 @@ from instances.models import Instance
 from portal.celery import app as celery_app
 from tests.billing.conftest import deliver, pay, place, sandbox_events
 
-# The worker thread and the test write at once: PostgreSQL, as for the browser tests.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+# The worker thread and the test write at once: committed transactions, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:

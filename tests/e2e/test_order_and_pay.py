@@ -22,9 +22,7 @@ from portal.celery import app as celery_app
 from tests.accounts.test_ssh_keys import ED25519_KEY
 from tests.e2e.test_signup_and_two_factor import confirmation_link, main_nav, sign_in_with_password
 
-# A worker thread and the live server write at once: PostgreSQL (SQLite's shared in-memory test
-# database locks whole tables and fails instead of waiting).
-pytestmark = [pytest.mark.fakepve(time_scale=0.05), pytest.mark.postgres]
+pytestmark = pytest.mark.fakepve(time_scale=0.05)
 BUILD_TIMEOUT_MS = 60_000
 
 

@@ -282,7 +282,6 @@ def test_a_second_start_ending_in_already_running_is_not_a_failure(world, demo_l
     assert build(instance.pk).status == Instance.Status.RUNNING
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_driving_one_build_at_once_make_one_vm(world, demo_location, alice):
     instance = order(alice, demo_location)

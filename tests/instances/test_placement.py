@@ -136,7 +136,6 @@ def test_no_free_address_means_no_capacity(alice, db):
         placement.reserve(make_instance(alice, location, hostname="b").pk, is_vmid_free=always_free)
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_placements_get_distinct_vmids_and_ips(alice):
     location = make_location_with_capacity(nodes=3, cores=4, memory_mib=65536, addresses=60)

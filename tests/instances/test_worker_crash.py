@@ -1,6 +1,7 @@
 """A real Celery worker killed with SIGKILL mid-build: a restarted worker finishes the build.
 
-Needs PostgreSQL (the worker is another process and must see the test's database).
+The workers are other processes: they get the test's database (PostgreSQL, or the SQLite test
+file) and its broker (Redis, or the filesystem broker's folder under VAR_DIR).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from instances.models import Instance
@@ -22,11 +24,13 @@ from portal.celery import app as celery_app
 from tests.instances.world import image, portal_vms
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def database_url() -> str:
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).absolute()}"
     auth = quote(db["USER"] or "")
     if db["PASSWORD"]:
         auth += ":" + quote(db["PASSWORD"])
@@ -36,6 +40,9 @@ def database_url() -> str:
 def start_worker(tmp_path: Path, name: str, *, beat: bool) -> subprocess.Popen:
     env = os.environ | {
         "DATABASE_URL": database_url(),
+        # The filesystem broker's folder is VAR_DIR/broker (settings.VAR_DIR itself is the
+        # test's own folder here: the `world` fixture moved it).
+        "VAR_DIR": str(settings.BROKER_DIR.parent),
         "OPERATION_POLL": "0.3",
         "OPERATION_LEASE": "3",
         "OPERATION_STUCK_AFTER": "2",

@@ -30,6 +30,7 @@ def test_broker_matches_the_environment():
         assert app.conf.broker_transport_options["visibility_timeout"] >= 60 * 60
     else:
         assert app.conf.broker_url.startswith("filesystem://")
+        assert app.conf.broker_transport == "portal.broker:Transport"
         queue = app.conf.broker_transport_options["data_folder_in"]
         assert queue == app.conf.broker_transport_options["data_folder_out"]
 

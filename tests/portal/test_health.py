@@ -18,11 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def broker_down():
     """Point the Celery app at a port nothing listens on: the broker is unreachable."""
-    saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
-    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"
-    celery_app.conf.broker_transport_options = {}
+    conf = celery_app.conf
+    saved = conf.broker_url, conf.broker_transport, conf.broker_transport_options
+    conf.broker_url, conf.broker_transport = "redis://127.0.0.1:9/0", None
+    conf.broker_transport_options = {}
     yield
-    celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
+    conf.broker_url, conf.broker_transport, conf.broker_transport_options = saved
 
 
 def test_healthy_portal_answers_200_with_each_part_ok(client, db):

@@ -14,7 +14,7 @@ def passwords_to_servers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0002_ledger_append_only"),
+        ("billing", "0003_ledger_append_only_sqlite"),
         ("instances", "0002_operations"),
     ]
 
