@@ -166,6 +166,15 @@ class TaskStatus:
         return _error(None, message)
 
 
+def upid_node(upid: str) -> str:
+    """The node a task runs on, from its UPID ("UPID:<node>:<pid>:..."). Only that node knows
+    the task: a clone to another node runs on the template's node, a migration on the source."""
+    kind, node, *rest = upid.split(":")
+    if kind != "UPID" or not node or len(rest) < 6:
+        raise ProxmoxPermanent(f"not a PVE task id: {upid!r}")
+    return node
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Accepts the server only if its certificate's SHA-256 is the pinned one."""
 
@@ -303,7 +312,7 @@ class PveClient:
         """Close the kept-alive connections (a dropped client also closes them, later)."""
         self._api._store["session"].close()
 
-    def _call(self, method: str, path: str, **params: Any) -> Any:
+    def _call(self, method: str, path: str, /, **params: Any) -> Any:
         params = {key: value for key, value in params.items() if value is not None}
         try:
             return getattr(self._api(path), method)(**params)
@@ -373,23 +382,23 @@ class PveClient:
 
     # --- tasks -----------------------------------------------------------------------------------
 
-    def task_status(self, node: str, upid: str) -> TaskStatus:
+    def task_status(self, upid: str) -> TaskStatus:
         """The state of a task, by its UPID exactly as PVE returned it."""
-        data = self._call("get", f"nodes/{node}/tasks/{upid}/status")
+        data = self._call("get", f"nodes/{upid_node(upid)}/tasks/{upid}/status")
         stopped = data.get("status") == "stopped"
         exitstatus = data.get("exitstatus")
         return TaskStatus(upid, not stopped, stopped and exitstatus == "OK", exitstatus)
 
-    def task_log(self, node: str, upid: str, *, limit: int = 50) -> list[str]:
+    def task_log(self, upid: str, *, limit: int = 50) -> list[str]:
         """The first `limit` lines of a task's log."""
-        lines = self._call("get", f"nodes/{node}/tasks/{upid}/log", limit=limit)
+        lines = self._call("get", f"nodes/{upid_node(upid)}/tasks/{upid}/log", limit=limit)
         return [line.get("t", "") for line in sorted(lines, key=lambda line: line.get("n", 0))]
 
-    def wait_task(self, node: str, upid: str, *, timeout: float, poll: float = 1.0) -> TaskStatus:
+    def wait_task(self, upid: str, *, timeout: float, poll: float = 1.0) -> TaskStatus:
         """Poll until the task stops or `timeout` seconds pass; the last status (maybe running)."""
         deadline = time.monotonic() + timeout
         while True:
-            status = self.task_status(node, upid)
+            status = self.task_status(upid)
             remaining = deadline - time.monotonic()
             if not status.running or remaining <= 0:
                 return status
@@ -424,6 +433,15 @@ class PveClient:
     def vm_config(self, node: str, vmid: int, *, current: bool = False) -> dict[str, Any]:
         """The VM's config with pending changes applied (current=True: the running values)."""
         return self._call("get", f"nodes/{node}/qemu/{vmid}/config", current=int(current) or None)
+
+    def vm_config_if_exists(self, node: str, vmid: int) -> dict[str, Any] | None:
+        """The VM's config, or None when the node has no VM with this VMID. Unlike
+        find_vm (/cluster/resources lists only what the token may audit), a token that may
+        not read the VM gets PVE's refusal."""
+        try:
+            return self.vm_config(node, vmid)
+        except ProxmoxNotFound:
+            return None
 
     def vm_pending(self, node: str, vmid: int) -> list[dict[str, Any]]:
         """Each config key with its value, pending value or pending delete."""

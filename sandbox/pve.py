@@ -29,7 +29,7 @@ from fakepve import FakePve, PveError, TaskError
 from fakepve.lxc import SIZE_UNITS, format_size
 from fakepve.qemu import drives_of, join_drive, split_drive
 
-from sandbox import pve_guests
+from sandbox import pve_config, pve_guests
 
 # ------------------------------------------------------------------------ the demo cluster
 
@@ -181,6 +181,7 @@ def install_extensions(pve: FakePve) -> None:
     _extend_tasks(pve)
     _extend_config_writes(pve)
     _extend_node_stats(pve)
+    pve_config.install(pve)
     pve_guests.install(pve)
 
 

@@ -213,7 +213,7 @@ class Context:
         if not upid:
             return None
         self.save(task_upid=upid, looked_at=None)
-        status = self.pve.wait_task(self.node, upid, timeout=waiting.INLINE, poll=0.05)
+        status = self.pve.wait_task(upid, timeout=waiting.INLINE, poll=0.05)
         return self._after_look(status.running, status, what, reason)
 
     def task_outcome(self, what: str, reason: str) -> Wait | None:
@@ -224,7 +224,7 @@ class Context:
         """
         if not self.operation.task_upid:
             return None
-        status = self.pve.task_status(self.node, self.operation.task_upid)
+        status = self.pve.task_status(self.operation.task_upid)
         return self._after_look(status.running, status, what, reason)
 
     def _after_look(self, running: bool, status, what: str, reason: str) -> Wait | None:

@@ -44,7 +44,11 @@ def reserve(ctx: Context) -> Wait | None:
 
 
 def is_ours(ctx: Context, node: str) -> bool:
-    config = ctx.pve.vm_config(node, ctx.vmid)
+    """Whether the VM with our VMID on `node` carries this server's marker (False: none there)."""
+    return carries_marker(ctx, ctx.pve.vm_config_if_exists(node, ctx.vmid) or {})
+
+
+def carries_marker(ctx: Context, config: dict) -> bool:
     marker = re.escape(MARKER.format(id=ctx.instance.pk))
     return re.search(rf"{marker}(?!\d)", config.get("description") or "") is not None
 
@@ -96,10 +100,15 @@ def clone(ctx: Context) -> None:
             target=ctx.node if source_node != ctx.node else None,
             description=MARKER.format(id=ctx.instance.pk),
         )
-    except Exception as exc:
-        if "already exists" in getattr(exc, "message", ""):
-            raise TryAgain(exc.message) from exc  # our earlier request went through after all
-        raise
+    except Exception as exc:  # the client's ProxmoxError (kinds do not import the client)
+        if "already exists" not in getattr(exc, "message", ""):
+            raise
+        # Our earlier request went through after all, or the VM is there but hidden from us:
+        # /cluster/resources lists only what the token may audit. Reading its config says
+        # which (a token without VM.Audit gets PVE's "Permission check failed").
+        if is_ours(ctx, ctx.node):
+            return None
+        raise TryAgain(exc.message) from exc
     ctx.save(task_upid=upid, looked_at=None)
     return None
 
@@ -107,7 +116,7 @@ def clone(ctx: Context) -> None:
 def wait_clone(ctx: Context) -> Wait | None:
     what = f"clone:{ctx.instance.os_image_id}:{ctx.instance.storage_class}"
     if ctx.operation.task_upid:
-        status = ctx.pve.task_status(ctx.node, ctx.operation.task_upid)
+        status = ctx.pve.task_status(ctx.operation.task_upid)
         if status.running:
             return ctx.wait(what, "Copying the OS image")
         ctx.waited(what)
@@ -115,13 +124,17 @@ def wait_clone(ctx: Context) -> Wait | None:
             # The failed clone left nothing behind (PVE removes it); clone again next time.
             ctx.goto("clone")
             raise status.error()
-    found = ctx.pve.find_vm(ctx.vmid)
-    if found is None:
+    else:  # the task's id was lost: PVE's lock says whether the copy still runs
+        found = ctx.pve.find_vm(ctx.vmid)
+        if found is not None and found.get("lock") == "clone":
+            return ctx.wait(what, "Copying the OS image")
+    # The copy is done: the VM's config on its node says whether it is ours (and a token that
+    # may not read it learns so here, not by cloning again).
+    config = ctx.pve.vm_config_if_exists(ctx.node, ctx.vmid)
+    if config is None:
         ctx.goto("clone")
         raise TryAgain("the cloned VM is not there yet")
-    if found.get("lock") == "clone":
-        return ctx.wait(what, "Copying the OS image")
-    if not is_ours(ctx, found["node"]):
+    if not carries_marker(ctx, config):
         raise StepFailed(f"VMID {ctx.vmid} holds a VM the portal did not create.")
     ctx.save(task_upid="")
     return None
@@ -200,7 +213,7 @@ def wait_running(ctx: Context) -> Wait | None:
         ctx.save(task_upid="")
         return None
     if ctx.operation.task_upid:
-        status = ctx.pve.task_status(ctx.node, ctx.operation.task_upid)
+        status = ctx.pve.task_status(ctx.operation.task_upid)
         if not status.running and not status.ok:
             ctx.rewind()
             raise status.error()

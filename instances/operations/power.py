@@ -38,7 +38,7 @@ def wait_shutdown(ctx: Context) -> Wait | None:
         ctx.save(task_upid="")
         return None
     if ctx.operation.task_upid:
-        status = ctx.pve.task_status(ctx.node, ctx.operation.task_upid)
+        status = ctx.pve.task_status(ctx.operation.task_upid)
         if status.running:
             return ctx.wait("shutdown", "Waiting for the system to shut down")
         ctx.save(task_upid="", params={**ctx.params, "shutdown_result": status.exitstatus or ""})
@@ -63,7 +63,7 @@ def wait_stopped(ctx: Context) -> Wait | None:
         ctx.save(task_upid="")
         return None
     if ctx.operation.task_upid:
-        status = ctx.pve.task_status(ctx.node, ctx.operation.task_upid)
+        status = ctx.pve.task_status(ctx.operation.task_upid)
         if not status.running and not status.ok:
             ctx.rewind()
             raise status.error()

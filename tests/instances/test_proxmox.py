@@ -197,10 +197,10 @@ def test_a_task_is_finished_only_when_stopped(pve_client, fakepve):
     vm.shutdown_secs = 20  # 0.2 s of real time
     upid = pve_client.shutdown(NODE, 100, timeout=60)
 
-    status = pve_client.task_status(NODE, upid)
+    status = pve_client.task_status(upid)
     assert (status.running, status.ok, status.error()) == (True, False, None)
 
-    status = pve_client.wait_task(NODE, upid, timeout=10, poll=0.02)
+    status = pve_client.wait_task(upid, timeout=10, poll=0.02)
     assert (status.running, status.ok, status.exitstatus) == (False, True, "OK")
     assert pve_client.vm_status(NODE, 100)["status"] == "stopped"
 
@@ -210,7 +210,7 @@ def test_waiting_for_a_task_gives_up_at_its_timeout(pve_client, fakepve):
     fakepve.add_vm(100, "web1", status="running").shutdown_secs = 1000  # 10 s
     upid = pve_client.shutdown(NODE, 100, timeout=1200)
     started = time.monotonic()
-    status = pve_client.wait_task(NODE, upid, timeout=0.3, poll=0.05)
+    status = pve_client.wait_task(upid, timeout=0.3, poll=0.05)
     assert status.running and not status.ok
     assert 0.3 <= time.monotonic() - started < 2
 
@@ -220,21 +220,19 @@ def test_a_task_ending_in_task_error_is_not_ok(pve_client, fakepve, template):
     # The task is stopped, which is all proxmoxer's Tasks.blocking_status waits for...
     assert fakepve.tasks[upid]["status"] == "stopped"
     # ...but it failed.
-    status = pve_client.task_status(NODE, upid)
+    status = pve_client.task_status(upid)
     assert (status.running, status.ok) == (False, False)
     assert status.exitstatus == "you can't start a vm if it's a template"
     error = status.error()
     assert isinstance(error, ProxmoxPermanent)
     assert error.message == "you can't start a vm if it's a template"
-    assert (
-        pve_client.task_log(NODE, upid)[-1] == "TASK ERROR: you can't start a vm if it's a template"
-    )
+    assert pve_client.task_log(upid)[-1] == "TASK ERROR: you can't start a vm if it's a template"
 
 
 def test_upids_keep_their_trailing_colon(pve_client, fakepve, template):
     upid = pve_client.clone(NODE, TEMPLATE, vmid=1001, name="web1", full=False)
     assert upid.endswith(":") and upid in fakepve.tasks
-    assert pve_client.task_status(NODE, upid).upid == upid
+    assert pve_client.task_status(upid).upid == upid
     assert fakepve.requests[-1][:2] == ("GET", f"/api2/json/nodes/{NODE}/tasks/{upid}/status")
 
 
@@ -243,7 +241,7 @@ def test_upids_keep_their_trailing_colon(pve_client, fakepve, template):
 
 def test_booleans_go_out_as_1_and_0(pve_client, fakepve, vm, template):
     upid = pve_client.set_config(NODE, 100, onboot=True, agent=False)
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     assert posted(fakepve, "/qemu/100/config") == {"onboot": ["1"], "agent": ["0"]}
     config = pve_client.vm_config(NODE, 100)
     assert (config["onboot"], config["agent"]) == ("1", "0")
@@ -254,7 +252,7 @@ def test_booleans_go_out_as_1_and_0(pve_client, fakepve, vm, template):
 
 def test_ssh_keys_are_url_encoded_and_two_keys_round_trip(pve_client, fakepve, vm):
     upid = pve_client.set_config(NODE, 100, sshkeys=KEYS)
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     stored = pve_client.vm_config(NODE, 100)["sshkeys"]
     assert stored == quote(KEYS, safe="")
     assert "+" not in stored and "/" not in stored and " " not in stored
@@ -264,7 +262,7 @@ def test_ssh_keys_are_url_encoded_and_two_keys_round_trip(pve_client, fakepve, v
 def test_tags_are_joined_with_semicolons_and_deletes_with_commas(pve_client, fakepve, vm):
     pve_client.set_config(NODE, 100, description="old", protection=False)
     upid = pve_client.set_config(NODE, 100, tags=["portal", "nvme-vps"], delete=["description"])
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     assert posted(fakepve, "/qemu/100/config") == {
         "tags": ["portal;nvme-vps"],
         "delete": ["description"],
@@ -276,7 +274,7 @@ def test_tags_are_joined_with_semicolons_and_deletes_with_commas(pve_client, fak
 def test_changes_to_a_running_vm_wait_as_pending(pve_client, fakepve):
     fakepve.add_vm(100, "web1", status="running", config={"cores": 1})
     upid = pve_client.set_config(NODE, 100, cores=4)
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     pending = {item["key"]: item for item in pve_client.vm_pending(NODE, 100)}
     assert pending["cores"]["pending"] == "4"
 
@@ -297,7 +295,7 @@ def test_a_config_lock_timeout_is_transient(pve_client, fakepve, vm):
 def test_a_config_lock_held_by_another_task_fails_the_task_transiently(pve_client, fakepve, vm):
     held_config_lock(fakepve, 100)
     upid = pve_client.set_config(NODE, 100, cores=2)
-    status = pve_client.wait_task(NODE, upid, timeout=5)
+    status = pve_client.wait_task(upid, timeout=5)
     assert not status.ok
     assert isinstance(status.error(), ProxmoxTransient)
     assert "lock-100.conf' - got timeout" in status.error().message
@@ -305,7 +303,7 @@ def test_a_config_lock_held_by_another_task_fails_the_task_transiently(pve_clien
 
 def test_a_vm_locked_by_a_snapshot_is_transient(pve_client, fakepve, vm):
     fakepve.snapshot_lock(100)
-    status = pve_client.wait_task(NODE, pve_client.start(NODE, 100), timeout=5)
+    status = pve_client.wait_task(pve_client.start(NODE, 100), timeout=5)
     assert status.exitstatus == "VM is locked (snapshot)"
     assert isinstance(status.error(), ProxmoxTransient)
 
@@ -357,7 +355,7 @@ def test_shrinking_a_disk_fails_the_resize_task_permanently(pve_client, fakepve,
         raise TaskError("shrinking disks is not supported")
 
     upid = asyncio.run(fakepve.task(NODE, "resize", 100, PVE_TOKEN_ID, refuse))
-    status = pve_client.wait_task(NODE, upid, timeout=5)
+    status = pve_client.wait_task(upid, timeout=5)
     assert (status.running, status.ok) == (False, False)
     assert type(status.error()) is ProxmoxPermanent
     assert status.error().message == "shrinking disks is not supported"
@@ -378,7 +376,7 @@ def test_cloning_a_missing_template_is_not_found(pve_client, fakepve):
 def test_a_linked_clone_of_a_template(pve_client, fakepve, template):
     assert pve_client.vmid_free(1001)
     upid = pve_client.clone(NODE, TEMPLATE, vmid=1001, name="web1", full=False, description="#7")
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     assert pve_client.find_vm(1001) == {
         "vmid": 1001,
         "type": "qemu",
@@ -405,7 +403,7 @@ def test_a_full_clone_onto_another_storage(pve_client, fakepve, template):
         "thinpool": "data",
     }
     upid = pve_client.clone(NODE, TEMPLATE, vmid=1002, name="db1", full=True, storage="nvme")
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     assert posted(fakepve, f"/qemu/{TEMPLATE}/clone") == {
         "newid": ["1002"],
         "name": ["db1"],
@@ -422,14 +420,14 @@ def test_find_vm_of_an_unused_vmid_is_none(pve_client, template):
 
 
 def test_power_actions_and_status(pve_client, fakepve, vm):
-    assert pve_client.wait_task(NODE, pve_client.start(NODE, 100), timeout=5).ok
+    assert pve_client.wait_task(pve_client.start(NODE, 100), timeout=5).ok
     status = pve_client.vm_status(NODE, 100)
     assert (status["status"], status["qmpstatus"], status["lock"]) == ("running", "running", None)
     assert status["maxmem"] == 1024 * 1024**2
-    assert pve_client.wait_task(NODE, pve_client.reboot(NODE, 100), timeout=5).ok
-    assert pve_client.wait_task(NODE, pve_client.shutdown(NODE, 100, timeout=30), timeout=5).ok
+    assert pve_client.wait_task(pve_client.reboot(NODE, 100), timeout=5).ok
+    assert pve_client.wait_task(pve_client.shutdown(NODE, 100, timeout=30), timeout=5).ok
     assert pve_client.vm_status(NODE, 100)["status"] == "stopped"
-    assert pve_client.wait_task(NODE, pve_client.stop(NODE, 100), timeout=5).ok
+    assert pve_client.wait_task(pve_client.stop(NODE, 100), timeout=5).ok
 
 
 def test_resize_migrate_and_rrd_data_reach_their_endpoints(pve_client, fakepve, vm):
@@ -443,15 +441,15 @@ def test_resize_migrate_and_rrd_data_reach_their_endpoints(pve_client, fakepve, 
 
 def test_destroy_purges_and_frees_unreferenced_disks(pve_client, fakepve, template):
     pve_client.wait_task(
-        NODE, pve_client.clone(NODE, TEMPLATE, vmid=1001, name="web1", full=True), timeout=5
+        pve_client.clone(NODE, TEMPLATE, vmid=1001, name="web1", full=True), timeout=5
     )
     volumes = fakepve.storages["local-lvm"].setdefault("volumes", {})
     volumes["vm-1001-disk-7"] = {"content": "images", "format": "raw", "size": 1, "vmid": 1001}
     upid = pve_client.destroy(NODE, 1001)
-    assert pve_client.wait_task(NODE, upid, timeout=5).ok
+    assert pve_client.wait_task(upid, timeout=5).ok
     assert pve_client.find_vm(1001) is None
     assert not [name for name in volumes if "-1001-" in name]
-    assert "purging VM 1001 from related configurations.." in pve_client.task_log(NODE, upid)
+    assert "purging VM 1001 from related configurations.." in pve_client.task_log(upid)
 
 
 def test_nodes_storages_and_resources(pve_client, fakepve):

@@ -183,6 +183,8 @@ class Command(BaseCommand):
         templates = row.templates.select_related("image", "node").order_by("image__name", "vmid")
         if not templates:
             self._note("no OS templates for this cluster: nothing can be built on it")
+        # Nodes a server can be placed on: in the portal, and online (storages lists those).
+        hosts = set(row.nodes.values_list("name", flat=True)) & set(storages)
         for template in templates:
             where = f" on {template.node.name}" if template.node else ""
             label = f"{template.image.name} (VMID {template.vmid}{where})"
@@ -199,7 +201,7 @@ class Command(BaseCommand):
                 self._problem(f"template {label} is on {vm['node']}")
             else:
                 self._ok(f"{label}: template {vm['name']!r} on {vm['node']}")
-            if template.node_id is None and row.nodes.count() > 1:
+            if template.node_id is None and len(hosts) > 1:
                 self._check_shared_pools(row, label, storages)
 
     def _check_shared_pools(self, row: Cluster, label: str, storages) -> None:
