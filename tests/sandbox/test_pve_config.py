@@ -89,3 +89,107 @@ def test_keys_outside_pves_tables_are_for_root_only(as_token):
     api = as_token("VM.Config.HWType", "VM.Config.Options", "VM.Config.CPU")
     with pytest.raises(ResourceException, match="only root can set 'args' config"):
         set_config(api, args="-no-reboot")
+
+
+# --- hotplug and what GET config shows --------------------------------------------------------
+
+
+@pytest.fixture
+def root(fakepve, fakepve_cafile):
+    """The root token's client, and a running clone (VMID 700 on pve-a) to change."""
+    demo.install_extensions(fakepve)
+    secret = secrets.token_hex(8)
+    demo.populate(fakepve, token_secret=secret)
+    api = ProxmoxAPI(
+        fakepve.host,
+        port=fakepve.port,
+        user="root@pam",
+        token_name="portal",
+        token_value=secret,
+        verify_ssl=fakepve_cafile,
+    )
+    clone(api, NODE, VMID)
+    return api
+
+
+def start(api: ProxmoxAPI) -> None:
+    api.nodes(NODE).qemu(VMID).status.start.post()
+    assert api.nodes(NODE).qemu(VMID).status.current.get()["status"] == "running"
+
+
+def config(api: ProxmoxAPI, *, current: bool = False) -> dict:
+    return api.nodes(NODE).qemu(VMID).config.get(current=int(current))
+
+
+def pending_keys(api: ProxmoxAPI) -> set[str]:
+    return {item["key"] for item in api.nodes(NODE).qemu(VMID).pending.get() if "pending" in item}
+
+
+HOTPLUG_LAYOUT = {"hotplug": "network,disk,usb,cpu,memory", "numa": 1, "cores": 8, "vcpus": 2}
+
+
+def test_with_cpu_and_memory_hotplug_a_running_vm_takes_vcpus_and_memory_at_once(root):
+    set_config(root, memory=2048, **HOTPLUG_LAYOUT)  # built this way while stopped
+    start(root)
+    set_config(root, vcpus=4, memory=4096)
+    assert pending_keys(root) == set()
+    status = root.nodes(NODE).qemu(VMID).status.current.get()
+    assert status["cpus"] == 4
+    assert status["maxmem"] == 4096 * 1024**2
+
+
+def test_without_hotplug_vcpus_and_memory_wait_for_the_next_start(root):
+    set_config(root, cores=2, memory=2048)
+    start(root)
+    set_config(root, cores=4, memory=4096)
+    assert pending_keys(root) == {"cores", "memory"}
+    assert config(root)["cores"] == 4  # pending changes merged in, as PVE shows them
+    assert config(root, current=True)["cores"] == 2
+    assert root.nodes(NODE).qemu(VMID).status.current.get()["cpus"] == 2
+    root.nodes(NODE).qemu(VMID).status.reboot.post()
+    assert pending_keys(root) == set()
+    assert root.nodes(NODE).qemu(VMID).status.current.get()["cpus"] == 4
+
+
+def test_more_vcpus_than_cores_is_refused_and_stays_pending(root):
+    set_config(root, memory=2048, **HOTPLUG_LAYOUT)
+    start(root)
+    with pytest.raises(ResourceException) as caught:
+        set_config(root, vcpus=9)
+    assert caught.value.status_code == 400
+    assert "maxcpus" in str(caught.value.errors["vcpus"])
+    assert pending_keys(root) == {"vcpus"}
+
+
+def test_memory_hotplug_needs_numa(root):
+    set_config(root, memory=2048, **{**HOTPLUG_LAYOUT, "numa": 0})
+    start(root)
+    with pytest.raises(ResourceException, match="NUMA"):
+        set_config(root, memory=4096)
+    assert pending_keys(root) == {"memory"}
+
+
+def test_less_memory_waits_for_the_next_start(root):
+    set_config(root, memory=4096, **HOTPLUG_LAYOUT)
+    start(root)
+    set_config(root, memory=2048)
+    assert pending_keys(root) == {"memory"}
+
+
+def test_the_layout_of_an_older_vm_changes_at_its_next_start(root):
+    """A VM built without hotplug: the new layout waits (numa, cores), and so do the vcpus and
+    memory the old features cannot hot-plug, until the reboot."""
+    set_config(root, cores=2, memory=2048)
+    start(root)
+    set_config(root, memory=4096, **{**HOTPLUG_LAYOUT, "vcpus": 4})
+    assert {"numa", "cores", "vcpus", "memory"} <= pending_keys(root)
+    root.nodes(NODE).qemu(VMID).status.reboot.post()
+    assert pending_keys(root) == set()
+    assert root.nodes(NODE).qemu(VMID).status.current.get()["cpus"] == 4
+
+
+def test_config_numbers_come_back_as_numbers_and_memory_as_a_string(root):
+    set_config(root, cores=2, sockets=1, memory=2048, numa=1, onboot=1)
+    shown = config(root)
+    assert (shown["cores"], shown["sockets"], shown["numa"], shown["onboot"]) == (2, 1, 1, 1)
+    assert shown["memory"] == "2048"

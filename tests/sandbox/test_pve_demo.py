@@ -220,12 +220,13 @@ def test_a_stopped_vm_takes_cpu_and_memory_at_once_a_running_one_at_next_start(a
     assert {p["key"]: p.get("pending") for p in qemu.pending.get()}["cores"] == "6"
 
 
-def test_the_root_password_is_kept_as_a_hash(api):
+def test_the_root_password_is_kept_as_a_hash_and_never_shown(api, cluster):
     clone(api, "pve-a", 2016)
     api.nodes("pve-a").qemu(2016).config.put(cipassword="hunter2-hunter2")
-    stored = api.nodes("pve-a").qemu(2016).config.get()["cipassword"]
+    stored = cluster.vm(2016).config["cipassword"]
     assert stored.startswith("$5$")
     assert "hunter2" not in stored
+    assert api.nodes("pve-a").qemu(2016).config.get()["cipassword"] == "**********"
 
 
 # ------------------------------------------------------------------------------- timing
