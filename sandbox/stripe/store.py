@@ -45,6 +45,16 @@ class StripeError(Exception):
             self.body["decline_code"] = decline_code
 
 
+def lst(url: str, data: list) -> dict:
+    """A list object as Stripe nests it in another (never more than one page)."""
+    return {"object": "list", "data": data, "has_more": False, "url": url}
+
+
+def diff(before: dict, after: dict) -> dict:
+    """previous_attributes: the top-level values that changed."""
+    return {k: v for k, v in before.items() if after.get(k) != v}
+
+
 def missing(param: str) -> StripeError:
     return StripeError(f"Missing required param: {param}.", code="parameter_missing", param=param)
 
