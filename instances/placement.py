@@ -49,8 +49,12 @@ class NodeUsage:
         return used + extra
 
 
-def node_usage(node: Node, storage_class: str) -> NodeUsage:
-    on_node = Instance.objects.filter(node=node, status__in=OCCUPYING)
+def node_usage(node: Node, storage_class: str, *, exclude: int | None = None) -> NodeUsage:
+    """What the servers on the node use (a server being moved counts on both of its nodes);
+    `exclude` leaves one server out, to see whether it fits there with another size."""
+    on_node = Instance.objects.filter(Q(node=node) | Q(moving_from=node), status__in=OCCUPYING)
+    if exclude is not None:
+        on_node = on_node.exclude(pk=exclude)
     totals = on_node.aggregate(
         shared_vcpus=Sum("vcpus", filter=Q(dedicated_cores=False), default=0),
         dedicated_vcpus=Sum("vcpus", filter=Q(dedicated_cores=True), default=0),
@@ -99,10 +103,7 @@ def choose_node(instance: Instance, nodes: list[Node]) -> Node:
         if ok and (best is None or (load, node.pk) < best[:2]):
             best = (load, node.pk, node)
     if best is None:
-        raise NoCapacity(
-            f"No node in {instance.location.code} has room for {instance.vcpus} vCPU, "
-            f"{instance.memory_mib} MiB RAM and {instance.disk_gib} GiB {instance.storage_class}."
-        )
+        raise NoCapacity(f"No node in {instance.location.code} has room for {_describe(instance)}.")
     return best[2]
 
 
@@ -207,3 +208,79 @@ def release(instance: Instance) -> None:
         IPAddress.objects.filter(pk=instance.ipv4_id).update(
             state=IPAddress.State.QUARANTINED, released_at=timezone.now()
         )
+
+
+# --- Moving a server: a new size where it is, or another node of its cluster -----------------
+
+
+def _describe(instance: Instance) -> str:
+    return (
+        f"{instance.vcpus} vCPU, {instance.memory_mib} MiB RAM and {instance.disk_gib} GiB "
+        f"{instance.storage_class}"
+    )
+
+
+def reserve_move(
+    instance_id: int,
+    *,
+    spec: dict | None = None,
+    target_id: int | None = None,
+    away: bool = False,
+) -> Instance:
+    """Room for the server: with `spec` (its new size) on its own node if that node has it,
+    else (or `away` from its node) on the least loaded other active node of its cluster; with
+    `target_id` on that node. A server that has to move gets its target as `node` and keeps its
+    current node as `moving_from` until the migration ends, so it occupies capacity on both.
+    Raises NoCapacity.
+    """
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        # The cluster's node rows in id order, as every placement locks them.
+        nodes = list(
+            Node.objects.select_for_update().filter(cluster=instance.cluster_id).order_by("id")
+        )
+        for name, value in (spec or {}).items():
+            setattr(instance, name, value)
+        current = instance.moving_from or instance.node
+        if target_id is None:
+            usage = node_usage(current, instance.storage_class, exclude=instance.pk)
+            stay = not away and fits(usage, instance)[0]
+            others = [n for n in nodes if n.pk != current.pk and n.state == Node.State.ACTIVE]
+            target = current if stay else choose_node(instance, others)
+        else:
+            target = next((n for n in nodes if n.pk == target_id), None)
+            problem = move_problem(instance, target, current=current)
+            if problem:
+                raise NoCapacity(problem)
+        instance.node = target
+        instance.moving_from = None if target.pk == current.pk else current
+        instance.save(update_fields=[*(spec or {}), "node", "moving_from", "updated_at"])
+        return instance
+
+
+def move_problem(instance: Instance, target: Node | None, *, current: Node | None = None) -> str:
+    """Why the server cannot move to `target` now ("" when it can)."""
+    current = current or instance.node
+    if target is None or target.cluster_id != instance.cluster_id:
+        return f"{instance.hostname} can only move to another node of {instance.cluster}."
+    if target.pk == current.pk:
+        return f"{instance.hostname} already runs on {target.name}."
+    if target.state != Node.State.ACTIVE:
+        return f"{target.name} is {target.state}; servers cannot move to it."
+    if not fits(node_usage(target, instance.storage_class, exclude=instance.pk), instance)[0]:
+        return f"{target.name} has no room for {_describe(instance)}."
+    return ""
+
+
+def move_finished(instance_id: int, *, node: Node) -> None:
+    """The migration ended with the server on `node` (where PVE says it is)."""
+    Instance.objects.filter(pk=instance_id).update(node=node, moving_from=None)
+
+
+def move_abandoned(instance_id: int) -> None:
+    """The migration did not happen: the server stays on the node it was on."""
+    with transaction.atomic():
+        instance = Instance.objects.select_for_update().get(pk=instance_id)
+        if instance.moving_from_id:
+            instance.node_id, instance.moving_from_id = instance.moving_from_id, None
+            instance.save(update_fields=["node", "moving_from", "updated_at"])

@@ -44,12 +44,14 @@ PRIVILEGES = (
     "VM.Config.CDROM",  # the cloud-init drive
     "VM.Config.CPU",
     "VM.Config.Cloudinit",  # user, password, SSH keys, addresses
-    "VM.Config.Disk",  # resize
+    "VM.Config.Disk",  # resize, move_disk
+    "VM.Config.HWType",  # hotplug (CPU and memory for live upgrades)
     "VM.Config.Memory",
     "VM.Config.Network",
     "VM.Config.Options",  # name, description, tags, onboot
     "VM.GuestAgent.Audit",  # ping the guest agent
     "VM.GuestAgent.Unrestricted",  # set a password through it
+    "VM.Migrate",  # live-migrate to another node
     "VM.PowerMgmt",  # start, shutdown, stop, reboot, reset
 )
 
@@ -526,14 +528,38 @@ class PveClient:
         target: str,
         online: bool = True,
         with_local_disks: bool = False,
+        targetstorage: str | None = None,
     ) -> str:
-        """Move the VM to another node (live when running); returns the task's UPID."""
+        """Move the VM to another node (live when running); returns the task's UPID, a task
+        of the source node. `targetstorage` maps local disks' storages ("src:dst,...")."""
         return self._call(
             "post",
             f"nodes/{node}/qemu/{vmid}/migrate",
             target=target,
             online=int(online),
+            targetstorage=targetstorage,
             **{"with-local-disks": int(with_local_disks) or None},
+        )
+
+    def migrate_preconditions(self, node: str, vmid: int) -> dict[str, Any]:
+        """Whether the VM runs, the nodes it may move to, and its local disks."""
+        data = self._call("get", f"nodes/{node}/qemu/{vmid}/migrate")
+        return {
+            "running": bool(data.get("running")),
+            "allowed_nodes": sorted(data.get("allowed_nodes") or []),
+            "not_allowed_nodes": data.get("not_allowed_nodes") or {},
+            "local_disks": [disk.get("volid", "") for disk in data.get("local_disks") or []],
+        }
+
+    def move_disk(self, node: str, vmid: int, *, disk: str, storage: str, delete: bool) -> str:
+        """Copy a disk to another storage (live when running); `delete` frees the old volume
+        instead of keeping it as an unused disk. Returns the task's UPID."""
+        return self._call(
+            "post",
+            f"nodes/{node}/qemu/{vmid}/move_disk",
+            disk=disk,
+            storage=storage,
+            delete=int(delete),
         )
 
     def destroy(self, node: str, vmid: int, *, purge: bool = True) -> str:

@@ -19,7 +19,16 @@ from django.utils import timezone
 
 from accounts.models import SSHKey, User
 from common import crypto
-from instances.models import Family, Instance, InstanceOperation, Location, OSImage, OSTemplate
+from instances import placement
+from instances.models import (
+    Family,
+    Instance,
+    InstanceOperation,
+    Location,
+    Node,
+    OSImage,
+    OSTemplate,
+)
 from instances.operations import KINDS
 from instances.state import (
     Actor,
@@ -64,6 +73,13 @@ class InstanceSpec:
     disk_gib: int
     storage_class: str
     traffic_tb: int = 0
+    # The vCPUs the server's CPU layout should take live (the biggest size it may grow to);
+    # 0: its own count.
+    max_vcpus: int = 0
+
+    def fields(self) -> dict:
+        """The Instance fields this spec sets."""
+        return {**self.__dict__, "max_vcpus": max(self.max_vcpus, self.vcpus)}
 
 
 def generate_root_password(length: int = 20) -> str:
@@ -113,14 +129,7 @@ def instance_create(
                 hostname=hostname,
                 location=location,
                 os_image=os_image,
-                family=spec.family,
-                plan_name=spec.plan_name,
-                vcpus=spec.vcpus,
-                dedicated_cores=spec.dedicated_cores,
-                memory_mib=spec.memory_mib,
-                disk_gib=spec.disk_gib,
-                storage_class=spec.storage_class,
-                traffic_tb=spec.traffic_tb,
+                **spec.fields(),
                 ssh_keys="\n".join(key.public_key for key in keys),
                 new_password_encrypted=crypto.encrypt(password),
                 status=Status.PENDING,
@@ -242,27 +251,40 @@ def operation_resume(operation: InstanceOperation) -> None:
     _enqueue(operation)
 
 
-# Operations that leave the server failed when they fail; staff resume them where they stopped.
-RETRYABLE = (Kind.BUILD, Kind.INSTALL, Kind.REINSTALL)
+# Operations staff resume where they stopped: a build (or reinstall) leaves the server failed;
+# an upgrade the customer paid for leaves it running with the new size still to apply.
+RETRYABLE = (Kind.BUILD, Kind.INSTALL, Kind.REINSTALL, Kind.RESIZE)
 
 
 def operation_retry(*, operation_id: int, actor: str, actor_user: User | None = None) -> None:
-    """Staff resume a failed build or installation at the step it failed in (same VM and IP)."""
+    """Staff resume a failed build, installation, reinstall or upgrade at the step it failed
+    in (same VM and IP)."""
     with transaction.atomic():
         operation = InstanceOperation.objects.select_for_update().get(pk=operation_id)
         if operation.state != OpState.FAILED or operation.kind not in RETRYABLE:
-            raise InstanceError("Only a failed build, installation or reinstall can be retried.")
-        first = KINDS[operation.kind].steps[0].name
-        resumed = operation.step not in ("", first)
-        instance_transition(
-            instance_id=operation.instance_id,
-            to=Status.PROVISIONING if resumed else Status.QUEUED,
-            expect={Status.FAILED},
-            reason=f"{KINDS[operation.kind].title} retried by support.",
-            actor=actor,
-            actor_user=actor_user,
-            operation=operation,
-        )
+            raise InstanceError(
+                "Only a failed build, installation, reinstall or upgrade can be retried."
+            )
+        if Instance.objects.filter(pk=operation.instance_id, status=Status.FAILED).exists():
+            first = KINDS[operation.kind].steps[0].name
+            resumed = operation.step not in ("", first)
+            instance_transition(
+                instance_id=operation.instance_id,
+                to=Status.PROVISIONING if resumed else Status.QUEUED,
+                expect={Status.FAILED},
+                reason=f"{KINDS[operation.kind].title} retried by support.",
+                actor=actor,
+                actor_user=actor_user,
+                operation=operation,
+            )
+        else:
+            event_record(
+                operation.instance,
+                message=f"{KINDS[operation.kind].title} retried by support.",
+                actor=actor,
+                actor_user=actor_user,
+                operation=operation,
+            )
         operation.state = OpState.QUEUED
         operation.chain = uuid.uuid4().hex
         operation.attempts = 0
@@ -363,6 +385,82 @@ def instance_rename(
         actor_user=actor_user,
         params={"hostname": hostname},
     )
+
+
+def instance_resize(
+    *,
+    instance: Instance,
+    spec: InstanceSpec,
+    label: str,
+    actor: str = Actor.SYSTEM,
+    actor_user: User | None = None,
+) -> InstanceOperation:
+    """Give the server a new size (billing calls this once the customer has paid for it):
+    applied live where the VM allows, the rest at the next reboot; moved to another node first
+    if its own has no room. `label` opens the timeline entry ("Upgraded to NVMe VPS L.")."""
+    if spec.disk_gib < instance.disk_gib:
+        raise InstanceError(
+            f"Disks never shrink: {instance.hostname} has {instance.disk_gib} GiB, "
+            f"{spec.plan_name} only {spec.disk_gib} GiB."
+        )
+    return operation_request(
+        instance_id=instance.pk,
+        kind=Kind.RESIZE,
+        actor=actor,
+        actor_user=actor_user,
+        params={"spec": spec.fields(), "label": label},
+    )
+
+
+def instance_migrate(
+    *, instance: Instance, target: Node | None, actor: str, actor_user: User | None = None
+) -> InstanceOperation:
+    """Live-migrate the server to `target` (None: the least loaded other node with room)."""
+    if target is not None:
+        problem = placement.move_problem(instance, target)
+        if problem:
+            raise InstanceError(problem)
+    return operation_request(
+        instance_id=instance.pk,
+        kind=Kind.MIGRATE,
+        actor=actor,
+        actor_user=actor_user,
+        params={"target_id": target.pk if target else None},
+    )
+
+
+def reboot_plan(*, instance: Instance, at, actor_user: User | None) -> None:
+    """Reboot the server at `at` (applying what waits for a reboot); None cancels the plan."""
+    if at is not None and at <= timezone.now():
+        raise InstanceError("Pick a time in the future, or reboot now.")
+    Instance.objects.filter(pk=instance.pk).update(reboot_at=at, reboot_by=actor_user)
+    when = f"for {timezone.localtime(at):%Y-%m-%d %H:%M %Z}" if at else "cancelled"
+    event_record(
+        instance,
+        message=f"Reboot planned {when}." if at else "Planned reboot cancelled.",
+        actor=Actor.CUSTOMER if actor_user and not actor_user.is_staff else Actor.STAFF,
+        actor_user=actor_user,
+    )
+
+
+def planned_reboots_start(now=None) -> int:
+    """Start the reboots planned for now or earlier (beat); a server busy with another
+    operation is rebooted at the next run. Returns how many started."""
+    now = now or timezone.now()
+    started = 0
+    due = Instance.objects.filter(reboot_at__lte=now, status=Status.RUNNING)
+    for instance in due.select_related("reboot_by"):
+        user = instance.reboot_by
+        actor = Actor.CUSTOMER if user and not user.is_staff else Actor.SYSTEM
+        try:
+            operation_request(
+                instance_id=instance.pk, kind=Kind.REBOOT, actor=actor, actor_user=user
+            )
+        except InstanceError:
+            continue
+        Instance.objects.filter(pk=instance.pk).update(reboot_at=None)
+        started += 1
+    return started
 
 
 def usage_refresh(*, instance: Instance, timeframe: str) -> None:

@@ -72,7 +72,7 @@ def cluster_sync(cluster: Cluster, *, client_factory=PveClient.for_cluster, now=
             if _missing(instance, now):
                 report.missing.append(instance.hostname)
             continue
-        _found(instance, vm, nodes, now)
+        _found(instance, vm, nodes, now, moving=instance.pk in busy)
         _count_traffic(instance, vm, now)
         if instance.pk not in busy and _follow_power(instance, vm):
             report.changed.append(instance.hostname)
@@ -92,13 +92,14 @@ def _missing(instance: Instance, now) -> bool:
     return True
 
 
-def _found(instance: Instance, vm: dict, nodes: dict[str, Node], now) -> None:
+def _found(instance: Instance, vm: dict, nodes: dict[str, Node], now, *, moving: bool) -> None:
     fields: dict = {"observed_at": now}
     if instance.missing_since:
         fields["missing_since"] = None
         event_record(instance, message="The server is visible on its host again.")
     node = nodes.get(vm.get("node"))
-    if node is not None and node.pk != instance.node_id:
+    # While an operation runs (a migration, say) it keeps the node up to date itself.
+    if node is not None and node.pk != instance.node_id and not moving:
         fields["node"] = node
         event_record(
             instance,

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from instances import sync, usage
+from instances import drain, services, sync, usage
 from instances.models import Cluster, Instance
 from instances.operations import engine
 from instances.proxmox import ProxmoxError, PveClient
@@ -50,3 +50,22 @@ def refresh_usage(instance_id: int, timeframe: str) -> None:
         logger.warning("usage of instance %s: %s", instance_id, exc)
         samples = []
     usage.store(instance_id, timeframe, samples)
+
+
+@shared_task(name="instances.drain_node", ignore_result=True)
+def drain_node(node_id: int) -> None:
+    """The next server of a draining node moves (when the last move has ended)."""
+    logger.info("drain of node %s: %s", node_id, drain.drain_advance(node_id))
+
+
+@shared_task(name="instances.drain_nodes", ignore_result=True)
+def drain_nodes() -> None:
+    """Beat: every draining node moves on, in case a message was lost."""
+    for line in drain.drain_all():
+        logger.info("drain: %s", line)
+
+
+@shared_task(name="instances.planned_reboots", ignore_result=True)
+def planned_reboots() -> None:
+    """Beat: reboots customers planned for now or earlier (they apply pending changes)."""
+    services.planned_reboots_start()

@@ -50,6 +50,9 @@ ROUTES = {
     "instances.reap_operations": "maintenance",
     "instances.sync_status": "maintenance",
     "billing.retry_stripe_events": "maintenance",
+    "instances.drain_node": "operations",
+    "instances.drain_nodes": "maintenance",
+    "instances.planned_reboots": "maintenance",
 }
 
 
@@ -98,6 +101,8 @@ def configure(app: Celery) -> None:
                 "task": "billing.retry_stripe_events",
                 "schedule": settings.STRIPE_EVENT_RETRY_AFTER,
             },
+            "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
+            "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
         },
     )
 

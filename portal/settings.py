@@ -290,6 +290,8 @@ OPERATION_REAPER_INTERVAL = env_int("OPERATION_REAPER_INTERVAL", 60)
 OPERATION_SHUTDOWN_TIMEOUT = env_int("OPERATION_SHUTDOWN_TIMEOUT", 60)
 # How often beat reads every cluster's VM states (power, node, traffic counters).
 STATUS_SYNC_INTERVAL = env_int("STATUS_SYNC_INTERVAL", 30)
+# How often beat moves every draining node on (each finished migration does so at once).
+DRAIN_INTERVAL = env_int("DRAIN_INTERVAL", 30)
 # How long usage graph samples from PVE are kept before they are fetched again.
 USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
 

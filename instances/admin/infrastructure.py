@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.utils.html import format_html, format_html_join
 
+from instances import drain
 from instances.models import (
     Cluster,
+    Instance,
     IPAddress,
     IPPool,
     Location,
@@ -75,16 +79,69 @@ class NodeStorageInline(admin.TabularInline):
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "cluster", "state", "cores", "memory_mib", "cpu_overcommit"]
+    list_display = [
+        *("name", "cluster", "state", "servers", "cores", "memory_mib", "cpu_overcommit"),
+        "drain_status",
+    ]
     list_select_related = ["cluster"]
     list_filter = ["state", "cluster"]
     inlines = [NodeStorageInline]
-    actions = ["drain"]
+    readonly_fields = ["drain_status"]
+    actions = ["drain", "pause_drain", "resume_drain", "return_to_service"]
 
-    @admin.action(description="Drain: place no new servers on these nodes")
+    def get_queryset(self, request):
+        live = Q(instances__status__in=Instance.LIVE)
+        return super().get_queryset(request).annotate(server_count=Count("instances", filter=live))
+
+    @admin.display(description="servers", ordering="server_count")
+    def servers(self, obj):
+        return obj.server_count
+
+    @admin.display(description="drain")
+    def drain_status(self, obj):
+        if obj.state != Node.State.DRAINING:
+            return "—"
+        progress = drain.drain_progress(obj)
+        text = f"{progress.left} server(s) left"
+        if progress.moving is not None:
+            text += f", moving {progress.moving.hostname}"
+        if obj.drain_paused:
+            text += " (paused)"
+        if not progress.problems:
+            return text
+        return format_html(
+            "{}<br>Could not move:<ul>{}</ul>",
+            text,
+            format_html_join("", "<li>{}</li>", ((p,) for p in progress.problems.values())),
+        )
+
+    @admin.action(
+        description="Drain: take no new servers and move every server away", permissions=["change"]
+    )
     def drain(self, request, queryset):
-        count = queryset.update(state=Node.State.DRAINING)
-        messages.success(request, f"{count} node(s) draining.")
+        for node in queryset:
+            drain.drain_start(node=node, actor_user=request.user)
+        messages.success(
+            request, f"{queryset.count()} node(s) draining; their servers move one at a time."
+        )
+
+    @admin.action(description="Pause the drain", permissions=["change"])
+    def pause_drain(self, request, queryset):
+        for node in queryset:
+            drain.drain_pause(node=node, paused=True)
+        messages.info(request, "Paused; a server being moved finishes its move.")
+
+    @admin.action(description="Resume the drain", permissions=["change"])
+    def resume_drain(self, request, queryset):
+        for node in queryset:
+            drain.drain_pause(node=node, paused=False)
+        messages.info(request, "Resumed.")
+
+    @admin.action(description="Return to service (ends a drain)", permissions=["change"])
+    def return_to_service(self, request, queryset):
+        for node in queryset:
+            drain.node_return_to_service(node=node)
+        messages.success(request, f"{queryset.count()} node(s) take new servers again.")
 
 
 class OSTemplateInline(admin.TabularInline):

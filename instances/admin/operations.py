@@ -3,6 +3,7 @@ the staff member as its actor, plus "sync status now"."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from instances import services
 from instances.forms import PasswordResetForm, ReinstallForm, RenameForm
-from instances.models import Instance, InstanceEvent
+from instances.models import Instance, InstanceEvent, Node
 
 STAFF = InstanceEvent.Actor.STAFF
 
@@ -113,3 +114,31 @@ def rename(request, object_id, admin_site):
         )
 
     return _form_page(request, admin_site, instance, "Rename", form, run)
+
+
+class MigrateForm(forms.Form):
+    target = forms.ModelChoiceField(
+        label="Move to",
+        queryset=Node.objects.none(),
+        required=False,
+        empty_label="the least loaded node with room",
+        help_text="A live migration: the server keeps running, its addresses and VMID stay.",
+    )
+
+    def __init__(self, *args, instance: Instance, **kwargs):
+        super().__init__(*args, **kwargs)
+        others = Node.objects.filter(cluster=instance.cluster_id, state=Node.State.ACTIVE)
+        self.fields["target"].queryset = others.exclude(pk=instance.node_id)
+
+
+def migrate(request, object_id, admin_site):
+    """Staff move the server to another node without stopping it."""
+    instance = _server(request, object_id)
+    form = MigrateForm(request.POST or None, instance=instance)
+
+    def run(data):
+        services.instance_migrate(
+            instance=instance, target=data["target"], actor=STAFF, actor_user=request.user
+        )
+
+    return _form_page(request, admin_site, instance, "Move to another host", form, run)

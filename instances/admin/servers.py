@@ -207,6 +207,7 @@ class InstanceAdmin(admin.ModelAdmin):
                 "<path:object_id>/password/", view(operations.password), name="instances_password"
             ),
             path("<path:object_id>/rename/", view(operations.rename), name="instances_rename"),
+            path("<path:object_id>/migrate/", view(operations.migrate), name="instances_migrate"),
             *super().get_urls(),
         ]
 

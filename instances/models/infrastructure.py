@@ -101,6 +101,16 @@ class Node(models.Model):
     cpu_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=4)
     ram_overcommit = models.DecimalField(max_digits=4, decimal_places=2, default=1)
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    # A draining node's servers are live-migrated away one at a time (instances/drain.py).
+    drain_paused = models.BooleanField(
+        default=False, help_text="The drain of this node is paused: no further server is moved."
+    )
+    drain_problems = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Servers the drain could not move, with the reason (by instance id).",
+    )
 
     class Meta:
         ordering = ["cluster", "name"]

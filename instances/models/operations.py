@@ -27,6 +27,8 @@ class InstanceOperation(models.Model):
         REINSTALL = "reinstall"
         PASSWORD = "password", "root password reset"
         RENAME = "rename"
+        RESIZE = "resize", "upgrade"
+        MIGRATE = "migrate", "move to another host"
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -63,6 +63,12 @@ class Instance(models.Model):
     traffic_tb = models.PositiveSmallIntegerField(
         "traffic allowance (TB a month)", default=0, help_text="0: not metered"
     )
+    max_vcpus = models.PositiveSmallIntegerField(
+        "vCPU ceiling",
+        default=0,
+        help_text="vCPUs its CPU layout takes without a reboot (PVE cores, with CPU and memory "
+        "hotplug); 0: built before live upgrades, the layout comes at its next reboot.",
+    )
     os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="instances")
     ssh_keys = models.TextField(blank=True, help_text="authorized_keys lines put on the server")
     # A generated root password waits here, encrypted, until the customer has seen it once.
@@ -74,6 +80,10 @@ class Instance(models.Model):
     node = models.ForeignKey(
         Node, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
     )
+    # Set while a live migration moves the server: it occupies capacity on both nodes.
+    moving_from = models.ForeignKey(
+        Node, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
     vmid = models.PositiveIntegerField("VMID", null=True, blank=True)
     ipv4 = models.ForeignKey(
         IPAddress, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
@@ -81,6 +91,14 @@ class Instance(models.Model):
     ipv6 = models.CharField("IPv6", max_length=50, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # PVE config keys a change left pending, applied at the next reboot (PVE's /pending).
+    pending_changes = models.JSONField(default=list, blank=True, editable=False)
+    reboot_at = models.DateTimeField(
+        "reboot planned for", null=True, blank=True, help_text="Applies the pending changes."
+    )
+    reboot_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # What the status sync last saw of the VM on its cluster (instances/sync.py).
     observed_at = models.DateTimeField("last seen on Proxmox", null=True, blank=True)
     missing_since = models.DateTimeField(

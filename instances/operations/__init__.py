@@ -9,12 +9,17 @@ from __future__ import annotations
 from instances.operations.base import Kind
 from instances.operations.build import BUILD
 from instances.operations.install import INSTALL
+from instances.operations.migrate import MIGRATE
 from instances.operations.password import PASSWORD
 from instances.operations.power import REBOOT, RESET, SHUTDOWN, START, STOP
 from instances.operations.reinstall import REINSTALL
 from instances.operations.rename import RENAME
+from instances.operations.resize import RESIZE
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
-    for kind in (BUILD, INSTALL, START, SHUTDOWN, STOP, REBOOT, RESET, REINSTALL, PASSWORD, RENAME)
+    for kind in (
+        *(BUILD, INSTALL, START, SHUTDOWN, STOP, REBOOT, RESET, REINSTALL, PASSWORD, RENAME),
+        *(RESIZE, MIGRATE),
+    )
 }

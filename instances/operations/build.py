@@ -140,6 +140,22 @@ def wait_clone(ctx: Context) -> Wait | None:
     return None
 
 
+# The hotplug features of a VM built for live upgrades (PVE's default is network,disk,usb).
+HOTPLUG = "network,disk,usb,cpu,memory"
+
+
+def layout_options(instance: Instance) -> dict:
+    """The CPU and memory layout that takes vCPUs and RAM live: PVE `cores` at the ceiling of
+    the sizes the server may grow to, `vcpus` at its own count, NUMA on (memory hotplug)."""
+    return {
+        "hotplug": HOTPLUG,
+        "numa": 1,
+        "sockets": 1,
+        "cores": max(instance.max_vcpus, instance.vcpus),
+        "vcpus": instance.vcpus,
+    }
+
+
 def configure(ctx: Context) -> Wait | None:
     """CPU, memory, name, tags and cloud-init: user, SSH keys, password, addresses, DNS."""
     if ctx.operation.task_upid:
@@ -151,8 +167,7 @@ def configure(ctx: Context) -> Wait | None:
     address = instance.ipv4
     options = {
         "name": instance.hostname,
-        "cores": instance.vcpus,
-        "sockets": 1,
+        **layout_options(instance),
         "memory": instance.memory_mib,
         "ciuser": instance.os_image.default_user,
         "ipconfig0": f"ip={address.address}/{address.pool.prefix_length},gw={address.pool.gateway}",

@@ -7,6 +7,7 @@ from django.conf import settings
 from instances.models import Instance
 from instances.operations.base import Context, Kind, Step, Wait
 from instances.operations.build import start, wait_running
+from instances.operations.pending import note_pending
 
 Status = Instance.Status
 
@@ -123,6 +124,7 @@ START = Kind(
     steps=(
         Step("start", "Starting", start),
         Step("wait_running", "Booting", wait_running),
+        Step("pending", "Booting", note_pending),
         Step("started", "Running", started),
     ),
     allowed_from=STOPPED,
@@ -160,7 +162,7 @@ STOP = Kind(
 REBOOT = Kind(
     name="reboot",
     noun="a reboot",
-    steps=(Step("reboot", "Rebooting", reboot),),
+    steps=(Step("reboot", "Rebooting", reboot), Step("pending", "Rebooting", note_pending)),
     allowed_from=RUNNING,
     requested="Reboot requested.",
     done="Server rebooted.",

@@ -12,14 +12,14 @@ SPEC = services.InstanceSpec("nvme_vps", "NVMe S", 2, False, 4096, 40, "nvme")
 CUSTOMER = InstanceEvent.Actor.CUSTOMER
 
 
-def running_server(owner, location, *, hostname: str = "web1") -> Instance:
+def running_server(owner, location, *, hostname: str = "web1", spec=SPEC) -> Instance:
     key = owner.ssh_keys.first() or sshkey_add(owner=owner, name="laptop", public_key=ED25519_KEY)
     instance = services.instance_create(
         owner=owner,
         hostname=hostname,
         location=location,
         os_image=image(),
-        spec=SPEC,
+        spec=spec,
         ssh_key_ids=[key.pk],
         reason="Build queued.",
     )

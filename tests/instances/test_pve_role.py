@@ -3,6 +3,7 @@ privileges builds a server and runs every action; one privilege less and PVE ref
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -10,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from instances import services
-from instances.models import Cluster, Instance, InstanceOperation, OSImage
+from instances.models import Cluster, Instance, InstanceOperation, Node, OSImage
 from instances.proxmox import PRIVILEGES
-from tests.instances.operations import CUSTOMER, running_server
+from tests.instances.operations import CUSTOMER, SPEC, running_server
 from tests.instances.world import drive, last_operation
 
 TOKEN = "portal@pve!portal"
@@ -46,6 +47,9 @@ def test_exactly_the_documented_role_builds_and_runs_every_action(world, demo_lo
     world.guest(server.vmid).agent = None
     run(services.instance_password_reset, allow_reboot=True)
     run(services.instance_rename, hostname="web-2")
+    bigger = dataclasses.replace(SPEC, vcpus=4, memory_mib=8192, disk_gib=80, storage_class="bulk")
+    run(services.instance_resize, spec=bigger, label="Upgraded.")  # hotplug, move_disk, resize
+    run(services.instance_migrate, target=Node.objects.exclude(pk=server.node_id).first())
     run(
         services.instance_reinstall,
         image=OSImage.objects.get(slug="rocky-9"),
@@ -64,6 +68,7 @@ def test_exactly_the_documented_role_builds_and_runs_every_action(world, demo_lo
     [
         {"VM.Audit"},
         {"Datastore.AllocateSpace"},
+        {"VM.Config.HWType"},  # hotplug, for live upgrades
         # PVE takes either for cloud-init settings: without both, configuring is refused.
         {"VM.Config.Cloudinit", "VM.Config.Network"},
     ],
@@ -79,6 +84,19 @@ def test_one_privilege_less_and_the_build_fails_with_pves_refusal(
     instance = build(order(alice, demo_location).pk)
     assert instance.status == Instance.Status.FAILED
     assert "Permission check failed" in last_operation(instance.pk).error
+
+
+def test_without_vm_migrate_a_move_fails_with_pves_refusal(world, demo_location, alice):
+    use_token_with(world, [priv for priv in PRIVILEGES if priv != "VM.Migrate"])
+    server = running_server(alice, demo_location)
+    operation = services.instance_migrate(
+        instance=server, target=Node.objects.exclude(pk=server.node_id).first(), actor=CUSTOMER
+    )
+    done = drive(operation.pk)
+    assert done.state == InstanceOperation.State.FAILED
+    assert "Permission check failed (/vms/" in done.error and "VM.Migrate" in done.error
+    server.refresh_from_db()
+    assert world.vm(server.vmid).node == server.node.name
 
 
 def test_pve_check_names_the_privileges_the_token_lacks(world):
