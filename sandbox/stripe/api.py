@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from .billing import Billing
 from .objects import as_bool, as_int
+from .params import check as check_params
 from .store import Store, StripeError, missing, no_such
 
 # -- parameters ------------------------------------------------------------------------
@@ -57,17 +58,7 @@ def _listify(node: Any) -> Any:
 
 # -- the API ---------------------------------------------------------------------------
 
-Route = tuple[str, re.Pattern, Callable[..., Any]]
-PRICE_UPDATABLE = {
-    "active",
-    "metadata",
-    "nickname",
-    "lookup_key",
-    "tax_behavior",
-    "expand",
-    "transfer_lookup_key",
-    "currency_options",
-}
+Route = tuple[str, str, re.Pattern, Callable[..., Any]]
 
 
 class Api:
@@ -159,17 +150,18 @@ class Api:
 
     def _route(self, method: str, template: str, handler: Callable[..., Any]) -> None:
         pattern = re.compile("^" + template.replace("{id}", "(?P<id>[^/]+)") + "$")
-        self.routes.append((method, pattern, handler))
+        self.routes.append((method, template, pattern, handler))
 
     def handle(self, method: str, path: str, params: dict) -> tuple[int, Any]:
         known_path = False
-        for route_method, pattern, handler in self.routes:
+        for route_method, template, pattern, handler in self.routes:
             match = pattern.match(path)
             if not match:
                 continue
             known_path = True
             if route_method != method:
                 continue
+            check_params(method, template, params)
             with self.s.lock:
                 result = handler(params, **match.groupdict())
                 result = copy.deepcopy(result)
@@ -384,11 +376,6 @@ class Api:
 
     def update_price(self, p: dict, id: str) -> dict:
         price = self.s.get(id, "price")
-        for key in p:
-            if key not in PRICE_UPDATABLE:
-                raise StripeError(
-                    f"Received unknown parameter: {key}", param=key, code="parameter_unknown"
-                )
         if "active" in p:
             price["active"] = as_bool(p["active"])
         if "nickname" in p:

@@ -1,7 +1,11 @@
-"""What happens to money, put together from one class per concern: checkout completion
-(`checkout.py`), invoices, taxes and payments (`invoices.py`), subscriptions, prorations and
-renewals (`subscriptions.py`), refunds and credit notes (`refunds.py`), the portal and the
-clock (`clock.py`). Card behaviour is decided by the card number (`cards.py`).
+"""What happens to money, put together from one class per concern:
+
+- `checkout.py`: Checkout Sessions and paying them (which starts the subscription)
+- `subscriptions.py`: the subscription object, renewals, retries, cancelling
+- `subscription_updates.py`: updates with `payment_behavior`, pending updates
+- `prorations.py`: prorations and the invoice preview
+- `invoices.py`: invoices, taxes, payment attempts; `cards.py`: what each test card does
+- `refunds.py`: refunds and credit notes; `clock.py`: the portal's card change, payouts, the clock
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ from .checkout import Checkout
 from .clock import Clock
 from .invoices import Invoicing
 from .objects import Objects
+from .prorations import Prorations
 from .refunds import Refunds
 from .store import Store
+from .subscription_updates import SubscriptionUpdates
 from .subscriptions import Subscriptions
 
 __all__ = ["CARDS", "Billing", "card_error", "check_card"]
 
 
-class Billing(Checkout, Subscriptions, Invoicing, Refunds, Clock):
+class Billing(Checkout, Subscriptions, SubscriptionUpdates, Prorations, Invoicing, Refunds, Clock):
     def __init__(self, store: Store, public_url: str):
         self.s = store
         self.o = Objects(store, public_url)

@@ -185,6 +185,8 @@ class Checkout:
         if customer is None:
             customer = self.o.customer({"email": session["customer_email"], "name": name})
         pm = self.o.payment_method(customer, number, name, exp)
+        # Subscription mode saves the card for off-session renewals (set up, authenticated).
+        self.s.priv(pm["id"])["set_up"] = True
         customer["invoice_settings"]["default_payment_method"] = pm["id"]
         now = self.s.now()
         end = add_months(now, 1)
@@ -204,7 +206,8 @@ class Checkout:
         self.s.emit("customer.subscription.created", sub)
         invoice = self.new_invoice(customer, sub, specs, "subscription_create", (now, now))
         sub["latest_invoice"] = invoice["id"]
-        self.collect(invoice, off_session=False)
+        # The customer is on the page: a 3-D Secure challenge is completed there.
+        self.collect(invoice, off_session=False, authenticated=True)
         session.update(
             status="complete",
             payment_status="paid",

@@ -40,6 +40,7 @@ class Clock:
     def replace_card(self, customer: dict, number: str, expiry: str, cvc: str, name: str | None):
         number, exp = check_card(number, expiry, cvc)
         pm = self.o.payment_method(customer, number, name, exp)
+        self.s.priv(pm["id"])["set_up"] = True  # the portal saves cards for later payments
         customer["invoice_settings"]["default_payment_method"] = pm["id"]
         for sub in self.s.all("subscription"):
             if sub["customer"] == customer["id"] and sub["status"] != "canceled":
@@ -91,6 +92,8 @@ class Clock:
                     self.retry(obj)
                 elif action == "expire":
                     self.expire(obj)
+                elif action == "pending_expire":
+                    self.expire_pending_update(obj)
                 else:
                     self.s.last_payout_day += 1
                     self.payout(at)
@@ -104,6 +107,8 @@ class Clock:
         for sub in self.s.all("subscription"):
             if sub["status"] in ("active", "past_due"):
                 due.append((self.period_of(sub)[1], 0, "renew", sub))
+            if sub["pending_update"]:
+                due.append((sub["pending_update"]["expires_at"], 1, "pending_expire", sub))
         for invoice in self.s.all("invoice"):
             if invoice["status"] == "open" and invoice["next_payment_attempt"]:
                 due.append((invoice["next_payment_attempt"], 1, "retry", invoice))

@@ -9,13 +9,17 @@ from typing import Any
 from .cards import (
     CARDS,
     DECLINE,
-    LATER_DECLINED,
+    FAILED,
     MAX_ATTEMPTS,
+    NEEDS_ACTION,
+    PAID,
     RETRY_DELAY,
-    SUCCEEDS,
+    card_error,
+    check_card,
+    outcome,
 )
 from .objects import Objects, round_half_up
-from .store import Store
+from .store import Store, StripeError
 
 
 class Invoicing:
@@ -124,20 +128,93 @@ class Invoicing:
         invoice["status_transitions"]["paid_at"] = self.s.now()
         self.s.emit("invoice.paid", invoice)
         self.s.emit("invoice.payment_succeeded", invoice)
+        self.on_invoice_paid(invoice)
 
-    def collect(self, invoice: dict, off_session: bool = True) -> bool:
-        """One payment attempt on an open invoice; True if it is paid afterwards."""
-        if invoice["amount_due"] == 0:
-            self.mark_paid(invoice)
-            return True
-        sub = self.s.find(
-            (invoice["parent"] or {}).get("subscription_details", {}).get("subscription")
-        )
+    def on_invoice_paid(self, invoice: dict) -> None:
+        """What a paid invoice changes elsewhere (the subscription's; see Subscriptions)."""
+
+    def void(self, invoice: dict) -> None:
+        invoice.update(status="void", next_payment_attempt=None, auto_advance=False)
+        invoice["status_transitions"]["voided_at"] = self.s.now()
+        pi = self.s.find(self.s.priv(invoice["id"]).get("payment_intent"))
+        if pi is not None and pi["status"] != "succeeded":
+            pi.update(
+                status="canceled",
+                canceled_at=self.s.now(),
+                cancellation_reason="void_invoice",
+                next_action=None,
+            )
+        for payment in invoice["payments"]["data"]:
+            if payment["status"] == "open":
+                payment["status"] = "canceled"
+                payment["status_transitions"]["canceled_at"] = self.s.now()
+        self.s.emit("invoice.voided", invoice)
+
+    def invoice_subscription(self, invoice: dict) -> dict | None:
+        details = (invoice.get("parent") or {}).get("subscription_details") or {}
+        return self.s.find(details.get("subscription"))
+
+    def payment_method_for(self, invoice: dict) -> dict | None:
+        sub = self.invoice_subscription(invoice)
         customer = self.s.get(invoice["customer"])
-        pm = self.s.find(
+        return self.s.find(
             (sub or {}).get("default_payment_method")
             or customer["invoice_settings"]["default_payment_method"]
         )
+
+    def charge_outcome(
+        self, pm: dict | None, *, off_session: bool = True, authenticated: bool = False
+    ) -> str:
+        """What charging `pm` now would do (PAID, FAILED, NEEDS_ACTION), changing nothing."""
+        if pm is None:
+            return FAILED
+        private = self.s.priv(pm["id"])
+        return outcome(
+            CARDS.get(private.get("number", "")),
+            off_session=off_session,
+            set_up=bool(private.get("set_up")),
+            authenticated=authenticated,
+        )
+
+    def pay_on_page(
+        self,
+        invoice: dict,
+        number: str = "",
+        expiry: str = "",
+        cvc: str = "",
+        name: str | None = None,
+    ) -> str:
+        """The customer pays an open invoice on the hosted invoice page: with a new card, or
+        (no number) the card on file, completing the 3-D Secure challenge it asks for."""
+        if invoice["status"] != "open":
+            raise StripeError(
+                f"This invoice can no longer be paid (status {invoice['status']}).",
+                code="invoice_not_open",
+            )
+        pm = None
+        if number:
+            number, exp = check_card(number, expiry, cvc)
+            pm = self.o.payment_method(self.s.get(invoice["customer"]), number, name, exp)
+        elif self.payment_method_for(invoice) is None:
+            raise StripeError("Enter a card to pay this invoice.", param="card_number")
+        result = self.collect(invoice, off_session=False, pm=pm, authenticated=True)
+        if result == FAILED:
+            raise card_error(DECLINE[0], DECLINE[1], "generic_decline")
+        return result
+
+    def collect(
+        self,
+        invoice: dict,
+        off_session: bool = True,
+        *,
+        pm: dict | None = None,
+        authenticated: bool = False,
+    ) -> str:
+        """One payment attempt on an open invoice: PAID, FAILED or NEEDS_ACTION (3-D Secure)."""
+        if invoice["amount_due"] == 0:
+            self.mark_paid(invoice)
+            return PAID
+        pm = pm or self.payment_method_for(invoice)
         private = self.s.priv(invoice["id"])
         pi = self.s.find(private.get("payment_intent"))
         if pi is None:
@@ -145,27 +222,58 @@ class Invoicing:
             private["payment_intent"] = pi["id"]
             invoice["payments"]["data"].append(self.o.invoice_payment(invoice, pi))
         pi["payment_method"] = pm and pm["id"]
-        behaviour = CARDS.get(self.s.priv(pm["id"]).get("number", "")) if pm else None
-        ok = behaviour == SUCCEEDS or (behaviour == LATER_DECLINED and not off_session)
-        charge = self.o.charge(pi, pm, ok, None if ok else DECLINE)
-        pi["latest_charge"] = charge["id"]
+        result = self.charge_outcome(pm, off_session=off_session, authenticated=authenticated)
         invoice["attempt_count"] += 1
         invoice["attempted"] = True
         now = self.s.now()
+        if result == NEEDS_ACTION:
+            # Authentication comes before any charge: nothing is authorised yet.
+            pi.update(
+                status="requires_action",
+                next_action={
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {
+                        "return_url": invoice["hosted_invoice_url"],
+                        "url": invoice["hosted_invoice_url"],
+                    },
+                },
+                last_payment_error={
+                    "type": "card_error",
+                    "code": "authentication_required",
+                    "decline_code": "authentication_required",
+                    "message": "Your card was declined. This transaction requires authentication.",
+                    "payment_method": pm,
+                }
+                if off_session
+                else None,
+            )
+            exhausted = not off_session or invoice["attempt_count"] >= MAX_ATTEMPTS
+            invoice["next_payment_attempt"] = None if exhausted else now + RETRY_DELAY
+            self.s.emit("invoice.payment_action_required", invoice)
+            return NEEDS_ACTION
+        ok = result == PAID
+        charge = self.o.charge(pi, pm, ok, None if ok else DECLINE)
+        pi["latest_charge"] = charge["id"]
         if ok:
             fee = round_half_up(Decimal(charge["amount"]) * Decimal("0.015")) + 25
             txn = self.o.balance_transaction(
                 "charge", charge["amount"], charge["currency"], charge["id"], fee, days=2
             )
             charge["balance_transaction"] = txn["id"]
-            pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
+            pi.update(
+                status="succeeded",
+                amount_received=pi["amount"],
+                last_payment_error=None,
+                next_action=None,
+            )
             payment = invoice["payments"]["data"][-1]
             payment.update(status="paid", amount_paid=pi["amount"])
             payment["status_transitions"]["paid_at"] = now
             self.mark_paid(invoice)
-            return True
+            return PAID
         pi.update(
             status="requires_payment_method",
+            next_action=None,
             last_payment_error={
                 "type": "card_error",
                 "code": DECLINE[0],
@@ -178,4 +286,4 @@ class Invoicing:
         exhausted = invoice["attempt_count"] >= MAX_ATTEMPTS
         invoice["next_payment_attempt"] = None if exhausted else now + RETRY_DELAY
         self.s.emit("invoice.payment_failed", invoice)
-        return False
+        return FAILED

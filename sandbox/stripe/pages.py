@@ -117,7 +117,7 @@ def checkout(billing: Billing, session: dict, *, error: str = "", form: dict | N
     return document("Checkout", body)
 
 
-def invoice(invoice: dict) -> str:
+def invoice(billing: Billing, invoice: dict, *, error: str = "", notice: str = "") -> str:
     currency = invoice["currency"]
     rows = [(line["description"] or "", line["amount"]) for line in invoice["lines"]["data"]]
     taxes = sum(t["amount"] for t in invoice.get("total_taxes") or [])
@@ -125,13 +125,55 @@ def invoice(invoice: dict) -> str:
     if taxes:
         totals.append(("Tax", taxes))
     totals.append(("Total", invoice["total"]))
+    message = f"<p class='error' role='alert'>{escape(error)}</p>" if error else ""
+    if notice:
+        message += f"<p role='status'>{escape(notice)}</p>"
     body = f"""<h1>Invoice {escape(invoice.get("number") or invoice["id"])}</h1>
 <p>Status: <strong>{escape(invoice["status"])}</strong> · issued {day(invoice["created"])}
 · {escape(invoice.get("customer_name") or invoice.get("customer_email") or "")}</p>
 {_lines(rows, currency, totals)}
 <p>Amount paid: {money(invoice["amount_paid"], currency)}
-· <a href="/i/{escape(invoice["id"])}/pdf">Download PDF</a></p>"""
+· <a href="/i/{escape(invoice["id"])}/pdf">Download PDF</a></p>
+{message}{_invoice_payment(billing, invoice) if invoice["status"] == "open" else ""}"""
     return document(f"Invoice {invoice.get('number') or invoice['id']}", body)
+
+
+def _invoice_payment(billing: Billing, invoice: dict) -> str:
+    """Pay an open invoice: authenticate the card on file, or pay with another card."""
+    action = f"/i/{escape(invoice['id'])}/pay"
+    due = money(invoice["amount_remaining"], invoice["currency"])
+    pi = billing.s.find(billing.s.priv(invoice["id"]).get("payment_intent")) or {}
+    pm = billing.payment_method_for(invoice)
+    out = [f"<h2>Pay {due}</h2>"]
+    if pi.get("status") == "requires_action" and pm:
+        out.append(
+            f"""<form method="post" action="{action}">
+  <p>Your bank asks you to confirm this payment with the card ending in
+  {escape(pm["card"]["last4"])} (3-D Secure).</p>
+  <button type="submit" name="authenticate" value="1">Complete authentication</button>
+</form>"""
+        )
+    elif pm:
+        out.append(
+            f"""<form method="post" action="{action}">
+  <button type="submit" name="use_card_on_file" value="1">Pay with the card ending in
+  {escape(pm["card"]["last4"])}</button>
+</form>"""
+        )
+    out.append(
+        f"""<form method="post" action="{action}">
+  <label for="card_number">Card number</label>
+  <input id="card_number" name="card_number" inputmode="numeric" autocomplete="cc-number"
+         placeholder="1234 1234 1234 1234" required>
+  <label for="expiry">Expiry (MM / YY)</label>
+  <input id="expiry" name="expiry" autocomplete="cc-exp" placeholder="MM / YY" required>
+  <label for="cvc">CVC</label>
+  <input id="cvc" name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC"
+         required>
+  <button type="submit">Pay {due}</button>
+</form>"""
+    )
+    return "\n".join(out)
 
 
 def invoice_pdf(invoice: dict) -> bytes:

@@ -90,6 +90,14 @@ class StripeSandbox:
             session = self.store.get(session_id, "checkout.session")
             return self.billing.pay_checkout(session, card_number, **card)
 
+    def pay_invoice(self, invoice_id: str, card_number: str = "") -> dict:
+        """Pay an open invoice as its hosted page would: with a new card, or (no number) the
+        card on file with its 3-D Secure challenge completed. Card errors raise StripeError."""
+        with self.store.lock:
+            invoice = self.store.get(invoice_id, "invoice")
+            self.billing.pay_on_page(invoice, card_number, "12 / 34" if card_number else "", "123")
+            return invoice
+
     def deliveries(self) -> list[dict]:
         return self.webhooks.deliveries()
 
@@ -250,13 +258,29 @@ class _Handler(BaseHTTPRequestHandler):
                 target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
             self._redirect(target)
             return
+        if (match := re.fullmatch(r"/i/([\w]+)/pay", path)) and method == "POST":
+            with store.lock:
+                invoice = store.get(match[1], "invoice")
+                try:
+                    sandbox.billing.pay_on_page(
+                        invoice,
+                        field.get("card_number", ""),
+                        field.get("expiry", ""),
+                        field.get("cvc", ""),
+                    )
+                except StripeError as error:
+                    html = pages.invoice(sandbox.billing, invoice, error=error.body["message"])
+                    self._html(200 if error.body.get("type") == "card_error" else 400, html)
+                    return
+            self._redirect(f"/i/{invoice['id']}")
+            return
         if match := re.fullmatch(r"/i/([\w]+)(/pdf)?", path):
             with store.lock:
                 invoice = store.get(match[1], "invoice")
                 if match[2]:
                     self._send(200, pages.invoice_pdf(invoice), "application/pdf")
                 else:
-                    self._html(200, pages.invoice(invoice))
+                    self._html(200, pages.invoice(sandbox.billing, invoice))
             return
         if match := re.fullmatch(r"/p/session/([\w]+)(/card)?", path):
             with store.lock:
@@ -302,5 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"data": sandbox.deliveries()})
         elif (match := re.fullmatch(r"/checkout/([\w]+)/pay", route)) and method == "POST":
             self._json(200, sandbox.pay(match[1], params.get("card_number", "")))
+        elif (match := re.fullmatch(r"/invoices/([\w]+)/pay", route)) and method == "POST":
+            self._json(200, sandbox.pay_invoice(match[1], params.get("card_number", "")))
         else:
             raise StripeError(f"Unknown sandbox control: {method} {path}", status=404)

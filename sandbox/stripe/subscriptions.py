@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
-from decimal import Decimal
-from typing import Any
 
 from .cards import (
-    CARDS,
-    DECLINE,
-    SUCCEEDS,
-    card_error,
+    PAID,
 )
-from .objects import Objects, add_months, as_bool, as_int, lst, round_half_up
-from .store import Store, StripeError, diff, missing
+from .objects import Objects, add_months, lst
+from .store import Store, StripeError, diff
 
 
 class Subscriptions:
@@ -136,170 +130,6 @@ class Subscriptions:
         item = sub["items"]["data"][0]
         return item["current_period_start"], item["current_period_end"]
 
-    def proration_specs(
-        self, sub: dict, changes: list[tuple[dict, dict, int]], when: int
-    ) -> list[dict]:
-        specs = []
-        for item, price, quantity in changes:
-            start, end = item["current_period_start"], item["current_period_end"]
-            when_ = min(max(when, start), end)
-            left = Decimal(end - when_) / Decimal(end - start)
-            day = dt.datetime.fromtimestamp(when_, dt.UTC).strftime("%d %b %Y")
-            old, rates = item["price"], item["tax_rates"]
-            specs.append(
-                self.spec(
-                    old,
-                    item["quantity"],
-                    rates,
-                    (when_, end),
-                    item=item["id"],
-                    proration=True,
-                    amount=-round_half_up(old["unit_amount"] * item["quantity"] * left),
-                    description=f"Unused time on {self.product_name(old)} after {day}",
-                )
-            )
-            specs.append(
-                self.spec(
-                    price,
-                    quantity,
-                    rates,
-                    (when_, end),
-                    item=item["id"],
-                    proration=True,
-                    amount=round_half_up(price["unit_amount"] * quantity * left),
-                    description=f"Remaining time on {quantity} × {self.product_name(price)} "
-                    f"after {day}",
-                )
-            )
-        return specs
-
-    def item_changes(self, sub: dict, items: Any) -> list[tuple[dict, dict, int]]:
-        changes = []
-        for n, entry in enumerate(items or []):
-            by_id = {i["id"]: i for i in sub["items"]["data"]}
-            if not entry.get("id"):
-                raise StripeError(
-                    "The sandbox can only change existing items: give items[n][id].",
-                    param=f"items[{n}][id]",
-                )
-            item = by_id.get(entry["id"])
-            if item is None:
-                raise StripeError(
-                    f"No such subscription item: '{entry['id']}'",
-                    param=f"items[{n}][id]",
-                    code="resource_missing",
-                    status=404,
-                )
-            price = (
-                self.s.get(entry["price"], "price", f"items[{n}][price]")
-                if entry.get("price")
-                else item["price"]
-            )
-            if not price["recurring"]:
-                raise StripeError(
-                    "The price specified is set to `type=one_time` but this field only accepts "
-                    "prices with `type=recurring`.",
-                    param=f"items[{n}][price]",
-                )
-            quantity = as_int(entry.get("quantity", item["quantity"]), f"items[{n}][quantity]")
-            changes.append((item, price, quantity))
-        return changes
-
-    def preview(self, p: dict) -> dict:
-        sub = (
-            self.s.get(p["subscription"], "subscription", "subscription")
-            if p.get("subscription")
-            else None
-        )
-        if sub is None:
-            raise missing("subscription")
-        customer = self.s.get(p.get("customer") or sub["customer"], "customer", "customer")
-        details = p.get("subscription_details") or {}
-        behaviour = details.get("proration_behavior", "create_prorations")
-        when = as_int(
-            details.get("proration_date", self.s.now()), "subscription_details[proration_date]"
-        )
-        changes = self.item_changes(sub, details.get("items"))
-        specs = self.proration_specs(sub, changes, when) if behaviour != "none" else []
-        period = self.period_of(sub)
-        if behaviour == "always_invoice":
-            return self.o.invoice(customer, sub, specs, "subscription_update", (when, when), True)
-        specs += self.s.priv(sub["id"])["pending"]
-        changed = {item["id"]: (price, qty) for item, price, qty in changes}
-        nxt = (
-            period[1],
-            add_months(sub["billing_cycle_anchor"], self.s.priv(sub["id"])["cycle"] + 2),
-        )
-        for item in sub["items"]["data"]:
-            price, qty = changed.get(item["id"], (item["price"], item["quantity"]))
-            specs.append(self.spec(price, qty, item["tax_rates"], nxt, item=item["id"]))
-        return self.o.invoice(customer, sub, specs, "subscription_cycle", period, True)
-
-    def update_subscription(self, sub: dict, p: dict) -> dict:
-        if sub["status"] in ("canceled", "incomplete_expired"):
-            raise StripeError(
-                "A canceled subscription can only update its cancellation_details and metadata."
-            )
-        before = copy.deepcopy(sub)
-        behaviour = p.get("proration_behavior", "create_prorations")
-        if behaviour not in ("none", "create_prorations", "always_invoice"):
-            raise StripeError(
-                f"Invalid proration_behavior: {behaviour}", param="proration_behavior"
-            )
-        when = as_int(p.get("proration_date", self.s.now()), "proration_date")
-        changes = [
-            c
-            for c in self.item_changes(sub, p.get("items"))
-            if c[1] is not c[0]["price"] or c[2] != c[0]["quantity"]
-        ]
-        specs = self.proration_specs(sub, changes, when) if behaviour != "none" else []
-        customer = self.s.get(sub["customer"])
-        if (
-            behaviour == "always_invoice"
-            and specs
-            and p.get("payment_behavior") == ("error_if_incomplete")
-        ):
-            pm = self.s.find(sub["default_payment_method"])
-            number = self.s.priv(pm["id"]).get("number") if pm else None
-            if CARDS.get(number or "") != SUCCEEDS:
-                raise card_error(DECLINE[0], DECLINE[1], "generic_decline")
-        for item, price, quantity in changes:
-            item["price"], item["quantity"], item["plan"] = (
-                copy.deepcopy(price),
-                quantity,
-                self.plan(price),
-            )
-        if "metadata" in p:
-            metadata = dict(sub["metadata"])
-            for key, value in (p["metadata"] or {}).items():
-                if value in ("", None):
-                    metadata.pop(key, None)
-                else:
-                    metadata[key] = value
-            sub["metadata"] = metadata
-        if "cancel_at_period_end" in p:
-            on = as_bool(p["cancel_at_period_end"])
-            sub["cancel_at_period_end"] = on
-            sub["cancel_at"] = self.period_of(sub)[1] if on else None
-            sub["canceled_at"] = self.s.now() if on else None
-            sub["cancellation_details"]["reason"] = "cancellation_requested" if on else None
-        if p.get("default_payment_method"):
-            sub["default_payment_method"] = self.s.get(
-                p["default_payment_method"], "payment_method", "default_payment_method"
-            )["id"]
-        invoice = None
-        if behaviour == "always_invoice" and specs:
-            invoice = self.new_invoice(customer, sub, specs, "subscription_update", (when, when))
-            sub["latest_invoice"] = invoice["id"]
-        elif behaviour == "create_prorations":
-            self.s.priv(sub["id"])["pending"] += specs
-        if invoice is not None and not self.collect(invoice):
-            sub["status"] = "past_due"
-        previous = diff(before, sub)
-        if previous:
-            self.s.emit("customer.subscription.updated", sub, previous)
-        return sub
-
     def cancel(self, sub: dict) -> dict:
         if sub["status"] == "canceled":
             raise StripeError(
@@ -338,29 +168,49 @@ class Subscriptions:
             customer, sub, specs, "subscription_cycle", (before_start(before), start)
         )
         sub["latest_invoice"] = invoice["id"]
-        if not self.collect(invoice) and sub["status"] == "active":
-            sub["status"] = "past_due"
+        private["busy"] = True
+        try:
+            if self.collect(invoice) != PAID and sub["status"] == "active":
+                sub["status"] = "past_due"
+        finally:
+            private["busy"] = False
         self.s.emit("customer.subscription.updated", sub, diff(before, sub))
 
     def retry(self, invoice: dict) -> None:
-        sub = self.s.find(
-            (invoice["parent"] or {}).get("subscription_details", {}).get("subscription")
-        )
-        paid = self.collect(invoice)
+        """A scheduled retry of an open invoice; after the last one the subscription is unpaid."""
+        sub = self.invoice_subscription(invoice)
+        if self.collect(invoice) == PAID:
+            return  # on_invoice_paid brought the subscription back
         if sub is None or sub["status"] == "canceled":
             return
-        before = copy.deepcopy(sub)
-        open_left = any(
-            i["status"] == "open"
-            and i["parent"]["subscription_details"]["subscription"] == sub["id"]
-            for i in self.s.all("invoice")
-            if i["parent"]
-        )
-        if paid and not open_left:
-            sub["status"] = "active"
-        elif not paid and invoice["next_payment_attempt"] is None:
+        if self.s.priv(invoice["id"]).get("pending_update_of"):
+            return  # a pending update's invoice never changes the subscription's status
+        if invoice["next_payment_attempt"] is None and sub["status"] != "unpaid":
+            before = copy.deepcopy(sub)
             sub["status"] = "unpaid"
-        if sub["status"] != before["status"]:
+            self.s.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    def on_invoice_paid(self, invoice: dict) -> None:
+        """A paid invoice applies the pending update it carries, and a subscription with no
+        open invoice left is active again."""
+        sub = self.invoice_subscription(invoice)
+        if sub is None or sub["status"] in ("canceled", "incomplete_expired"):
+            return
+        private = self.s.priv(sub["id"])
+        if (private.get("pending_update") or {}).get("invoice") == invoice["id"]:
+            self.apply_pending_update(sub)
+        if sub["status"] not in ("past_due", "unpaid", "incomplete"):
+            return
+        open_left = any(
+            i["status"] == "open" and not self.s.priv(i["id"]).get("pending_update_of")
+            for i in self.s.all("invoice")
+            if self.invoice_subscription(i) is sub
+        )
+        if open_left:
+            return
+        before = copy.deepcopy(sub)
+        sub["status"] = "active"
+        if not private.get("busy"):
             self.s.emit("customer.subscription.updated", sub, diff(before, sub))
 
 
