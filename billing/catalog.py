@@ -15,6 +15,7 @@ from django.db import transaction
 from billing import stripe_client
 from billing.models import Plan, TaxRate
 from billing.vat import VatSituation
+from instances.models import Family
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +121,45 @@ def tax_rate_id(situation: VatSituation) -> str | None:
             defaults={"stripe_tax_rate_id": created["id"]},
         )
     return row.stripe_tax_rate_id
+
+
+# --- Which sizes a server may move to -----------------------------------------------------------
+
+# Upgrade VPS: a bigger size of the same product line, or the line above it. A dedicated server
+# is a machine, not a slice: it does not change size.
+UPGRADE_LINES = {
+    Family.NVME_VPS: (Family.NVME_VPS, Family.VDS),
+    Family.STORAGE_VPS: (Family.STORAGE_VPS, Family.NVME_VPS),
+    Family.VDS: (Family.VDS,),
+}
+
+
+def upgrade_targets(plan: Plan):
+    """Plans on sale the server of `plan` may grow into: nothing smaller, the disk never less."""
+    return (
+        Plan.objects.on_sale()
+        .filter(family__in=UPGRADE_LINES.get(plan.family, ()))
+        .filter(vcpus__gte=plan.vcpus, memory_mib__gte=plan.memory_mib, disk_gib__gte=plan.disk_gib)
+        .filter(price_cents__gt=plan.price_cents)
+        .exclude(pk=plan.pk)
+        .order_by("price_cents", "pk")
+    )
+
+
+def downgrade_targets(plan: Plan):
+    """Smaller plans on sale of the same product line (the disk check is the caller's)."""
+    if plan.family not in UPGRADE_LINES:
+        return Plan.objects.none()
+    return (
+        Plan.objects.on_sale()
+        .filter(family=plan.family, price_cents__lt=plan.price_cents)
+        .order_by("-price_cents", "pk")
+    )
+
+
+def layout_vcpus(plan: Plan) -> int:
+    """The vCPUs a server of `plan` is laid out for, so every upgrade it may buy is live."""
+    if plan.family not in UPGRADE_LINES:
+        return plan.vcpus
+    biggest = upgrade_targets(plan).order_by("-vcpus").values_list("vcpus", flat=True).first()
+    return max(plan.vcpus, biggest or 0)

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import ledger, notifications, stripe_client
+from billing import ledger, notifications, stripe_client, upgrades
 from billing.models import BillingAccount, Order, StripeEvent, Subscription
 from billing.orders import OrderError, order_mark_paid
 
@@ -75,19 +75,23 @@ def subscription_refresh(subscription_id: str) -> None:
             subscription_id=subscription_id,
             reason="Payment received; build queued.",
         )
+    mirror = {
+        "order": order,
+        "owner_id": order.owner_id,
+        "stripe_price_id": (item.get("price") or {}).get("id", ""),
+        "status": subscription.get("status") or "",
+        "current_period_start": ledger.when(item.get("current_period_start")),
+        "current_period_end": ledger.when(item.get("current_period_end")),
+        "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
+        "canceled_at": ledger.when(subscription.get("canceled_at")),
+    }
     Subscription.objects.update_or_create(
         stripe_subscription_id=subscription_id,
-        defaults={
-            "order": order,
-            "owner_id": order.owner_id,
-            "stripe_price_id": (item.get("price") or {}).get("id", ""),
-            "status": subscription.get("status") or "",
-            "current_period_start": ledger.when(item.get("current_period_start")),
-            "current_period_end": ledger.when(item.get("current_period_end")),
-            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
-            "canceled_at": ledger.when(subscription.get("canceled_at")),
-        },
+        defaults=mirror,
+        # It pays for the order's plan until an upgrade is applied (billing/upgrades.py).
+        create_defaults={**mirror, "plan_id": order.plan_id},
     )
+    upgrades.upgrades_follow(subscription)
 
 
 def on_checkout_completed(obj: dict, event: StripeEvent) -> None:
@@ -145,6 +149,9 @@ HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
+    # An upgrade's pending update: applied once its invoice is paid, or dropped unpaid.
+    "customer.subscription.pending_update_applied": on_subscription_changed,
+    "customer.subscription.pending_update_expired": on_subscription_changed,
     "refund.created": on_refund,
     "refund.updated": on_refund,
     "credit_note.created": on_credit_note,

@@ -194,6 +194,8 @@ class Subscription(models.Model):
     )
     stripe_subscription_id = models.CharField(max_length=64, unique=True)
     stripe_price_id = models.CharField(max_length=64, blank=True)
+    # The size it pays for now: the order's, then each upgrade's or downgrade's once applied.
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, related_name="+")
     status = models.CharField(max_length=24)
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
@@ -210,6 +212,81 @@ class Subscription(models.Model):
     @property
     def is_current(self) -> bool:
         return self.status not in {"canceled", "incomplete_expired"}
+
+
+class Upgrade(models.Model):
+    """A change of a subscription's size the customer asked for (billing/upgrades.py).
+
+    An upgrade is charged at once, prorated, through a Stripe subscription update that Stripe
+    applies only once its invoice is paid (`pending_if_incomplete`); the server is resized when
+    Stripe's subscription shows the new price. A downgrade takes effect at the next period.
+    """
+
+    class Kind(models.TextChoices):
+        UPGRADE = "upgrade"
+        DOWNGRADE = "downgrade"
+
+    class State(models.TextChoices):
+        REQUESTED = "requested"  # being sent to Stripe
+        AWAITING_PAYMENT = "awaiting_payment", "awaiting payment"  # Stripe's pending_update
+        SCHEDULED = "scheduled"  # a downgrade, from the next period on
+        PAID = "paid"  # Stripe applied it; the server is being resized
+        APPLIED = "applied"
+        EXPIRED = "expired"  # not paid in time (or payment refused): nothing changed
+        CANCELLED = "cancelled"  # a downgrade the customer took back before it began
+        FAILED = "failed"
+
+    LIVE = (State.REQUESTED, State.AWAITING_PAYMENT, State.SCHEDULED, State.PAID)
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="upgrades"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="upgrades"
+    )
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    from_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    to_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    to_price_id = models.CharField(max_length=64)
+    keep_disk = models.BooleanField(
+        default=False,
+        help_text="CPU and RAM only: the disk keeps its size (so a later "
+        "downgrade needs no smaller disk)",
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
+    # The quote: Stripe's invoice preview at this proration date, reused by the update itself.
+    quote_key = models.CharField(max_length=64, unique=True)
+    proration_date = models.DateTimeField()
+    amount_due_cents = models.IntegerField(help_text="Due at once, VAT included (the preview)")
+    currency = models.CharField(max_length=3)
+    stripe_invoice_id = models.CharField(max_length=64, blank=True)
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
+    amount_paid_cents = models.IntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Stripe drops it then")
+    effective_at = models.DateTimeField(null=True, blank=True, help_text="A downgrade's start")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Never two changes in flight for one subscription.
+            models.UniqueConstraint(
+                fields=["subscription"],
+                condition=Q(state__in=["requested", "awaiting_payment", "scheduled", "paid"]),
+                name="upgrade_one_live_per_subscription",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_plan} → {self.to_plan} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in self.LIVE
 
 
 class Invoice(models.Model):

@@ -37,6 +37,7 @@ class OrderError(Exception):
 
 
 def spec_of(plan: Plan) -> InstanceSpec:
+    """What a server of the plan is, built to take the sizes it may be upgraded to live."""
     return InstanceSpec(
         family=plan.family,
         plan_name=plan.name,
@@ -46,6 +47,7 @@ def spec_of(plan: Plan) -> InstanceSpec:
         disk_gib=plan.disk_gib,
         storage_class=plan.storage_class,
         traffic_tb=plan.traffic_tb,
+        max_vcpus=catalog.layout_vcpus(plan),
     )
 
 

@@ -184,6 +184,21 @@ def subscription_retrieve(subscription_id: str) -> dict:
     return _call("subscription retrieve", _client().v1.subscriptions.retrieve, subscription_id)
 
 
+def subscription_update(subscription_id: str, *, params: dict, idempotency_key: str) -> dict:
+    return _call(
+        "subscription update",
+        _client().v1.subscriptions.update,
+        subscription_id,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+def invoice_preview(*, params: dict) -> dict:
+    """The invoice Stripe would make for `params` (a subscription change), made nowhere."""
+    return _call("invoice preview", _client().v1.invoices.create_preview, params=params)
+
+
 def invoice_retrieve(invoice_id: str) -> dict:
     """The invoice with its payments (which Stripe includes only when asked)."""
     params = {"expand": ["payments"]}

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from billing import upgrades
 from billing.events import event_process
 from billing.ledger import LedgerNotReady
 from billing.models import StripeEvent
@@ -69,3 +70,10 @@ def retry_stripe_events() -> int:
     for pk in ids:
         process_stripe_event.delay(pk)
     return len(ids)
+
+
+@shared_task(name="billing.upgrades_due", ignore_result=True)
+def upgrades_due() -> int:
+    """Beat: paid upgrades whose server was busy, downgrades whose period began, and upgrades
+    whose payment window Stripe closed (upgrades.upgrades_due)."""
+    return upgrades.upgrades_due()

@@ -13,5 +13,12 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel/", views.order_cancel, name="order_cancel"),
     path("orders/<int:order_id>/password/", views.order_password, name="order_password"),
     path("payment-details/", views.customer_portal, name="customer_portal"),
+    path("servers/<int:instance_id>/upgrade/", views.server_upgrade, name="upgrade"),
+    path(
+        "servers/<int:instance_id>/upgrade/confirm/",
+        views.server_upgrade_confirm,
+        name="upgrade_confirm",
+    ),
+    path("servers/<int:instance_id>/downgrade/", views.server_downgrade, name="downgrade"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

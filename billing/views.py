@@ -13,10 +13,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.services import profile_is_complete
-from billing import orders, selectors, stripe_client
+from billing import orders, selectors, stripe_client, upgrades
 from billing.events import EventRefused, event_store
 from billing.forms import OrderForm
-from billing.models import Order, Plan
+from billing.models import Order, Plan, Upgrade
 from billing.tasks import stripe_event_queue
 from instances import selectors as instance_selectors
 
@@ -233,3 +233,85 @@ def stripe_webhook(request):
         logger.warning("stripe webhook refused: %s", error)
         return HttpResponseBadRequest("not a Stripe event")
     return HttpResponse("stored" if created else "duplicate", content_type="text/plain")
+
+
+# --- Upgrade VPS (and smaller sizes) for one of the customer's servers -----------------------
+
+
+@login_required
+@require_GET
+@never_cache
+def server_upgrade(request, instance_id: int):
+    """The sizes a server may move to, with the amount due now (Stripe's preview)."""
+    instance = instance_selectors.server_of(request.user, instance_id)
+    try:
+        subscription = upgrades.subscription_for(request.user, instance)
+    except upgrades.UpgradeError as error:
+        messages.info(request, str(error))
+        return redirect("instances:detail", instance.pk)
+    live = upgrades.live_upgrade(subscription)
+    options, unavailable = [], ""
+    if live is None and subscription.status in upgrades.PAYING:
+        try:
+            options = upgrades.upgrade_options(request.user, instance)
+        except stripe_client.StripeError as error:
+            unavailable = str(error)
+    return render(
+        request,
+        "billing/upgrade.html",
+        {
+            "instance": instance,
+            "subscription": subscription,
+            "plan": upgrades.current_plan(subscription),
+            "live": live,
+            "bigger": [option for option in options if option.kind == "upgrade"],
+            "smaller": [option for option in options if option.kind == "downgrade"],
+            "unavailable": unavailable,
+            "last": subscription.upgrades.exclude(state__in=Upgrade.LIVE).first(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def server_upgrade_confirm(request, instance_id: int):
+    instance = instance_selectors.server_of(request.user, instance_id)
+    try:
+        upgrade = upgrades.upgrade_confirm(
+            user=request.user,
+            instance=instance,
+            token=request.POST.get("quote", ""),
+            keep_disk=request.POST.get("keep_disk") == "1",
+        )
+    except upgrades.UpgradeError as error:
+        messages.error(request, str(error))
+        return redirect("billing:upgrade", instance.pk)
+    if upgrade.state in (Upgrade.State.PAID, Upgrade.State.APPLIED):
+        messages.success(
+            request, f"Paid. {instance.hostname} is being upgraded to {upgrade.to_plan}."
+        )
+        return redirect("instances:detail", instance.pk)
+    return redirect("billing:upgrade", instance.pk)
+
+
+@login_required
+@require_POST
+def server_downgrade(request, instance_id: int):
+    instance = instance_selectors.server_of(request.user, instance_id)
+    try:
+        if request.POST.get("cancel"):
+            upgrades.downgrade_cancel(user=request.user, instance=instance)
+            messages.success(request, f"{instance.hostname} keeps its size.")
+        else:
+            plan_id = int(request.POST.get("plan") or 0)
+            upgrade = upgrades.downgrade_schedule(
+                user=request.user, instance=instance, plan_id=plan_id
+            )
+            messages.success(
+                request,
+                f"{instance.hostname} moves to {upgrade.to_plan} on "
+                f"{upgrade.effective_at:%Y-%m-%d}, when the next period starts.",
+            )
+    except (upgrades.UpgradeError, stripe_client.StripeError, ValueError) as error:
+        messages.error(request, str(error) or "Choose one of the sizes offered.")
+    return redirect("billing:upgrade", instance.pk)

@@ -53,6 +53,7 @@ ROUTES = {
     "instances.drain_node": "operations",
     "instances.drain_nodes": "maintenance",
     "instances.planned_reboots": "maintenance",
+    "billing.upgrades_due": "maintenance",
 }
 
 
@@ -103,6 +104,7 @@ def configure(app: Celery) -> None:
             },
             "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
             "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
+            "upgrades-due": {"task": "billing.upgrades_due", "schedule": 60.0},
         },
     )
 

@@ -49,6 +49,9 @@ TABLE = {
     "billing:order_pay": Row("order_id", "POST"),
     "billing:order_cancel": Row("order_id", "POST"),
     "billing:order_password": Row("order_id", "POST"),
+    "billing:upgrade": Row("instance_id"),
+    "billing:upgrade_confirm": Row("instance_id", "POST", {"quote": "x"}),
+    "billing:downgrade": Row("instance_id", "POST", {"plan": 1}),
 }
 # Answers anyone, by design: Stripe's signed webhook (the signature is the check).
 PUBLIC = {"billing:stripe_webhook"}
