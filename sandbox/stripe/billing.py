@@ -1,6 +1,6 @@
 """What happens to money, put together from one class per concern:
 
-- `checkout.py`: Checkout Sessions and paying them (which starts the subscription)
+- `checkout.py`: Checkout Sessions; `checkout_payments.py`: paying them (card, 3-D Secure, SEPA)
 - `subscriptions.py`: the subscription object, renewals, retries, cancelling
 - `subscription_updates.py`: updates with `payment_behavior`, pending updates
 - `prorations.py`: prorations and the invoice preview
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .cards import CARDS, card_error, check_card
 from .checkout import Checkout
+from .checkout_payments import CheckoutPayments
 from .clock import Clock
 from .invoices import Invoicing
 from .objects import Objects
@@ -24,7 +25,16 @@ from .subscriptions import Subscriptions
 __all__ = ["CARDS", "Billing", "card_error", "check_card"]
 
 
-class Billing(Checkout, Subscriptions, SubscriptionUpdates, Prorations, Invoicing, Refunds, Clock):
+class Billing(
+    Checkout,
+    CheckoutPayments,
+    Subscriptions,
+    SubscriptionUpdates,
+    Prorations,
+    Invoicing,
+    Refunds,
+    Clock,
+):
     def __init__(self, store: Store, public_url: str):
         self.s = store
         self.o = Objects(store, public_url)

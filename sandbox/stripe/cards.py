@@ -23,6 +23,7 @@ CARDS = {
 }
 # What one payment attempt does.
 PAID, FAILED, NEEDS_ACTION = "paid", "failed", "requires_action"
+PROCESSING = "processing"  # a bank debit submitted, settled later
 MAX_ATTEMPTS = 4
 RETRY_DELAY = 3 * 86400
 DECLINE = ("card_declined", "Your card was declined.")

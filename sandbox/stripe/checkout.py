@@ -1,11 +1,8 @@
-"""Checkout Sessions: creating one, expiring it, paying it (which starts the subscription)."""
+"""Checkout Sessions: creating one and expiring it (paying one: `checkout_payments.py`)."""
 
 from __future__ import annotations
 
-from .cards import (
-    check_card,
-)
-from .objects import EMPTY_ADDRESS, Objects, add_months, as_int
+from .objects import Objects, as_int
 from .store import Store, StripeError, missing
 
 
@@ -111,7 +108,9 @@ class Checkout:
             "payment_method_collection": "always",
             "payment_method_configuration_details": None,
             "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-            "payment_method_types": ["card"],
+            "payment_method_types": ["card", "sepa_debit"]
+            if prices[0]["currency"] == "eur"
+            else ["card"],
             "payment_status": "unpaid",
             "permissions": None,
             "phone_number_collection": {"enabled": False},
@@ -163,67 +162,4 @@ class Checkout:
             )
         session["status"] = "expired"
         self.s.emit("checkout.session.expired", session)
-        return session
-
-    def pay_checkout(
-        self,
-        session: dict,
-        number: str,
-        expiry: str = "12 / 34",
-        cvc: str = "123",
-        name: str | None = None,
-    ) -> dict:
-        self.expire_if_due(session)
-        if session["status"] != "open":
-            raise StripeError(
-                f"This Checkout Session is no longer active (status {session['status']}).",
-                code="checkout_session_inactive",
-            )
-        number, exp = check_card(number, expiry, cvc)
-        private = self.s.priv(session["id"])
-        customer = self.s.find(session["customer"])
-        if customer is None:
-            customer = self.o.customer({"email": session["customer_email"], "name": name})
-        pm = self.o.payment_method(customer, number, name, exp)
-        # Subscription mode saves the card for off-session renewals (set up, authenticated).
-        self.s.priv(pm["id"])["set_up"] = True
-        customer["invoice_settings"]["default_payment_method"] = pm["id"]
-        now = self.s.now()
-        end = add_months(now, 1)
-        sub = self.new_subscription(customer, session, private, pm, (now, end))
-        specs = []
-        for entry in private["items"]:
-            price = self.s.get(entry["price"])
-            if price["recurring"]:
-                item = next(i for i in sub["items"]["data"] if i["price"]["id"] == price["id"])
-                specs.append(
-                    self.spec(
-                        price, entry["quantity"], entry["tax_rates"], (now, end), item=item["id"]
-                    )
-                )
-            else:
-                specs.append(self.spec(price, entry["quantity"], entry["tax_rates"], (now, now)))
-        self.s.emit("customer.subscription.created", sub)
-        invoice = self.new_invoice(customer, sub, specs, "subscription_create", (now, now))
-        sub["latest_invoice"] = invoice["id"]
-        # The customer is on the page: a 3-D Secure challenge is completed there.
-        self.collect(invoice, off_session=False, authenticated=True)
-        session.update(
-            status="complete",
-            payment_status="paid",
-            customer=customer["id"],
-            subscription=sub["id"],
-            invoice=invoice["id"],
-            customer_details={
-                "address": customer["address"] or dict(EMPTY_ADDRESS),
-                "business_name": None,
-                "email": customer["email"],
-                "individual_name": None,
-                "name": customer["name"] or name,
-                "phone": customer["phone"],
-                "tax_exempt": customer["tax_exempt"],
-                "tax_ids": [],
-            },
-        )
-        self.s.emit("checkout.session.completed", session)
         return session

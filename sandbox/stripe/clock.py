@@ -7,6 +7,7 @@ from .cards import (
 )
 from .objects import Objects
 from .store import Store, missing
+from .subscriptions import INCOMPLETE_HOURS
 
 
 class Clock:
@@ -94,6 +95,14 @@ class Clock:
                     self.expire(obj)
                 elif action == "pending_expire":
                     self.expire_pending_update(obj)
+                elif action == "finalize":
+                    self.finalize_renewal(obj)
+                elif action == "settle":
+                    self.settle_debit(obj)
+                elif action == "incomplete_expire":
+                    self.expire_incomplete(obj)
+                elif action == "refund_settle":
+                    self.settle_refund(obj)
                 else:
                     self.s.last_payout_day += 1
                     self.payout(at)
@@ -107,11 +116,22 @@ class Clock:
         for sub in self.s.all("subscription"):
             if sub["status"] in ("active", "past_due"):
                 due.append((self.period_of(sub)[1], 0, "renew", sub))
+            if sub["status"] == "incomplete":
+                due.append((sub["created"] + INCOMPLETE_HOURS * 3600, 1, "incomplete_expire", sub))
             if sub["pending_update"]:
                 due.append((sub["pending_update"]["expires_at"], 1, "pending_expire", sub))
         for invoice in self.s.all("invoice"):
             if invoice["status"] == "open" and invoice["next_payment_attempt"]:
                 due.append((invoice["next_payment_attempt"], 1, "retry", invoice))
+            if settles_at := self.s.priv(invoice["id"]).get("settles_at"):
+                due.append((settles_at, 1, "settle", invoice))
+            if invoice["status"] == "draft" and invoice["automatically_finalizes_at"]:
+                due.append((invoice["automatically_finalizes_at"], 1, "finalize", invoice))
+        for refund in self.s.all("refund"):
+            if refund["status"] == "pending" and (
+                at := self.s.priv(refund["id"]).get("settles_at")
+            ):
+                due.append((at, 1, "refund_settle", refund))
         for session in self.s.all("checkout.session"):
             if session["status"] == "open":
                 due.append((session["expires_at"], 3, "expire", session))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -13,13 +14,18 @@ from .cards import (
     MAX_ATTEMPTS,
     NEEDS_ACTION,
     PAID,
+    PROCESSING,
     RETRY_DELAY,
     card_error,
     check_card,
     outcome,
 )
+from .checkout_payments import IBANS, SEPA_SUCCEEDS
 from .objects import Objects, round_half_up
-from .store import Store, StripeError
+from .store import Store, StripeError, diff
+
+SEPA_SETTLE_SECONDS = 180  # test IBANs settle after about three minutes on Stripe
+SEPA_FEE = 35
 
 
 class Invoicing:
@@ -100,9 +106,19 @@ class Invoicing:
     def new_invoice(
         self, customer: dict, sub: dict | None, specs: list[dict], reason: str, period: tuple
     ) -> dict:
+        """A new invoice, finalized at once (checkout, updates)."""
+        return self.finalize(self.draft_invoice(customer, sub, specs, reason, period))
+
+    def draft_invoice(
+        self, customer: dict, sub: dict | None, specs: list[dict], reason: str, period: tuple
+    ) -> dict:
         invoice = self.o.invoice(customer, sub, specs, reason, period)
         customer["balance"] = invoice["ending_balance"]
         self.s.emit("invoice.created", invoice)
+        return invoice
+
+    def finalize(self, invoice: dict) -> dict:
+        customer = self.s.get(invoice["customer"])
         now = self.s.now()
         seq = customer["next_invoice_sequence"]
         customer["next_invoice_sequence"] = seq + 1
@@ -110,6 +126,7 @@ class Invoicing:
             status="open",
             number=f"{customer['invoice_prefix']}-{seq:04d}",
             effective_at=now,
+            automatically_finalizes_at=None,
             hosted_invoice_url=f"{self.public_url}/i/{invoice['id']}",
             invoice_pdf=f"{self.public_url}/i/{invoice['id']}/pdf",
         )
@@ -176,6 +193,83 @@ class Invoicing:
             authenticated=authenticated,
         )
 
+    def start_debit(self, invoice: dict, pi: dict, pm: dict) -> str:
+        """A SEPA Direct Debit: submitted now, known to succeed or fail only when it settles."""
+        charge = self.o.charge(pi, pm, True, None)
+        charge.update(
+            status="pending",
+            paid=False,
+            payment_method_details={
+                "type": "sepa_debit",
+                "sepa_debit": dict(pm["sepa_debit"], mandate="mandate_sandbox"),
+            },
+            outcome=None,
+        )
+        pi.update(
+            status="processing",
+            latest_charge=charge["id"],
+            payment_method_types=["sepa_debit"],
+            next_action=None,
+            last_payment_error=None,
+        )
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        invoice["next_payment_attempt"] = None
+        self.s.priv(invoice["id"])["settles_at"] = self.s.now() + SEPA_SETTLE_SECONDS
+        return PROCESSING
+
+    def settle_debit(self, invoice: dict) -> None:
+        """The bank answered: the debit succeeded (invoice paid) or failed (retries follow)."""
+        private = self.s.priv(invoice["id"])
+        private.pop("settles_at", None)
+        pi = self.s.get(private["payment_intent"])
+        charge = self.s.get(pi["latest_charge"])
+        pm = self.s.get(pi["payment_method"])
+        sub = self.invoice_subscription(invoice)
+        if IBANS.get(self.s.priv(pm["id"]).get("iban", "")) == SEPA_SUCCEEDS:
+            txn = self.o.balance_transaction(
+                "charge", charge["amount"], charge["currency"], charge["id"], SEPA_FEE, days=2
+            )
+            charge.update(status="succeeded", paid=True, balance_transaction=txn["id"])
+            pi.update(status="succeeded", amount_received=pi["amount"])
+            payment = invoice["payments"]["data"][-1]
+            payment.update(status="paid", amount_paid=pi["amount"])
+            payment["status_transitions"]["paid_at"] = self.s.now()
+            self.mark_paid(invoice)
+            self.settle_checkout(invoice, True)
+            return
+        failure = ("insufficient_funds", "The account has insufficient funds to cover this debit.")
+        charge.update(
+            status="failed",
+            captured=False,
+            amount_captured=0,
+            failure_code=failure[0],
+            failure_message=failure[1],
+        )
+        pi.update(
+            status="requires_payment_method",
+            last_payment_error={
+                "type": "invalid_request_error",
+                "code": failure[0],
+                "message": failure[1],
+                "charge": charge["id"],
+                "payment_method": pm,
+            },
+        )
+        exhausted = invoice["attempt_count"] >= MAX_ATTEMPTS
+        invoice["next_payment_attempt"] = None if exhausted else self.s.now() + RETRY_DELAY
+        self.s.emit("invoice.payment_failed", invoice)
+        self.settle_checkout(invoice, False)
+        if sub is not None and sub["status"] == "active":
+            before = copy.deepcopy(sub)
+            sub["status"] = "past_due"
+            self.s.emit("customer.subscription.updated", sub, diff(before, sub))
+        elif sub is not None and exhausted and sub["status"] == "past_due":
+            self.end_of_retries(sub)
+
+    def settle_checkout(self, invoice: dict, paid: bool) -> None:
+        """Overridden by CheckoutPayments: a session waiting for this payment hears of it."""
+
     def pay_on_page(
         self,
         invoice: dict,
@@ -222,6 +316,8 @@ class Invoicing:
             private["payment_intent"] = pi["id"]
             invoice["payments"]["data"].append(self.o.invoice_payment(invoice, pi))
         pi["payment_method"] = pm and pm["id"]
+        if pm is not None and pm["type"] == "sepa_debit":
+            return self.start_debit(invoice, pi, pm)
         result = self.charge_outcome(pm, off_session=off_session, authenticated=authenticated)
         invoice["attempt_count"] += 1
         invoice["attempted"] = True

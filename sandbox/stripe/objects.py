@@ -232,6 +232,34 @@ class Objects(InvoiceObjects):
         self.s.priv(pm["id"])["number"] = number
         return self.s.add(pm)
 
+    def sepa_payment_method(self, customer: dict, iban: str, name: str | None) -> dict:
+        pm = self._base(
+            "payment_method",
+            "pm_",
+            allow_redisplay="always",
+            billing_details={
+                "address": customer.get("address") or dict(EMPTY_ADDRESS),
+                "email": customer.get("email"),
+                "name": name or customer.get("name"),
+                "phone": None,
+                "tax_id": None,
+            },
+            customer=customer["id"],
+            customer_account=None,
+            metadata={},
+            sepa_debit={
+                "bank_code": iban[4:12],
+                "branch_code": "",
+                "country": iban[:2],
+                "fingerprint": "sbx" + iban[-8:],
+                "generated_from": {"charge": None, "setup_attempt": None},
+                "last4": iban[-4:],
+            },
+            type="sepa_debit",
+        )
+        self.s.priv(pm["id"]).update(iban=iban, set_up=True)  # the mandate allows later debits
+        return self.s.add(pm)
+
     def payment_intent(self, invoice: dict, pm_id: str | None) -> dict:
         pi = self._base(
             "payment_intent",

@@ -113,8 +113,49 @@ def checkout(billing: Billing, session: dict, *, error: str = "", form: dict | N
   <button type="submit">Subscribe</button>
 </form>
 <p class="muted">Test cards: 4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined;
-4000 0000 0000 0341 pays now and fails at renewal.</p>"""
+4000 0000 0000 0341 pays now and fails at renewal; 4000 0025 0000 3155 and
+4000 0027 6000 3184 ask for 3-D Secure.</p>
+{_sepa_form(session, form) if "sepa_debit" in session["payment_method_types"] else ""}"""
     return document("Checkout", body)
+
+
+def _sepa_form(session: dict, form: dict) -> str:
+    return f"""<h2>Or pay by SEPA Direct Debit</h2>
+<form method="post" action="/c/pay/{escape(session["id"])}">
+  <label for="iban">IBAN</label>
+  <input id="iban" name="iban" autocomplete="off" placeholder="DE00 0000 0000 0000 0000 00"
+         required>
+  <label for="account_name">Account holder</label>
+  <input id="account_name" name="name" value="{escape(form.get("name", ""))}" required>
+  <p class="muted">By paying you authorise Sandbox Hosting to debit your account and your
+  bank to carry out the debit (SEPA mandate). Test IBANs: DE89 3704 0044 0532 0130 00
+  succeeds, DE62 3704 0044 0532 0130 01 fails, each a few minutes later.</p>
+  <button type="submit">Pay by direct debit</button>
+</form>"""
+
+
+def checkout_challenge(billing: Billing, session: dict) -> str | None:
+    """The bank's 3-D Secure page while the session's card payment waits for it, else None."""
+    if session["status"] != "open":
+        return None
+    sub = billing.s.find(billing.s.priv(session["id"]).get("subscription"))
+    invoice = billing.s.find(sub["latest_invoice"]) if sub else None
+    pi = billing.s.find(billing.s.priv(invoice["id"]).get("payment_intent")) if invoice else None
+    if not pi or pi["status"] != "requires_action":
+        return None
+    pm = billing.s.get(pi["payment_method"])
+    action = f"/c/pay/{escape(session['id'])}/authenticate"
+    body = f"""<h1>Confirm your payment</h1>
+<p>Your bank asks you to confirm the payment of
+{money(invoice["amount_due"], invoice["currency"])} with the card ending in
+{escape(pm["card"]["last4"])} (3-D Secure test page).</p>
+<form method="post" action="{action}">
+  <button type="submit" name="result" value="complete">Complete authentication</button>
+</form>
+<form method="post" action="{action}">
+  <button type="submit" name="result" value="fail">Fail authentication</button>
+</form>"""
+    return document("3-D Secure", body)
 
 
 def invoice(billing: Billing, invoice: dict, *, error: str = "", notice: str = "") -> str:

@@ -47,9 +47,42 @@ class Refunds:
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         charge["refunds"]["data"].insert(0, refund)
+        outcome = self.s.settings["refund_outcome"]
+        if outcome != "succeeded":
+            # Some refunds take days (the bank answers later): pending, then refund.updated.
+            refund["status"] = "pending"
+            refund["destination_details"]["card"]["reference_status"] = "pending"
+            private = self.s.priv(refund["id"])
+            private["settles_at"] = self.s.now() + int(self.s.settings["refund_delay"])
+            private["fails"] = outcome == "pending_fails"
         self.s.emit("charge.refunded", charge)
         self.s.emit("refund.created", refund)
         return refund
+
+    def settle_refund(self, refund: dict) -> None:
+        """A pending refund's answer: succeeded, or failed (the money comes back)."""
+        private = self.s.priv(refund["id"])
+        private.pop("settles_at", None)
+        before = {"status": refund["status"]}
+        if not private.get("fails"):
+            refund["status"] = "succeeded"
+            refund["destination_details"]["card"]["reference_status"] = "available"
+            self.s.emit("refund.updated", refund, before)
+            return
+        charge = self.s.get(refund["charge"])
+        txn = self.o.balance_transaction(
+            "refund_failure", refund["amount"], refund["currency"], refund["id"]
+        )
+        refund.update(
+            status="failed",
+            failure_reason="expired_or_canceled_card",
+            failure_balance_transaction=txn["id"],
+        )
+        refund["destination_details"]["card"]["reference_status"] = "unavailable"
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = False
+        self.s.emit("refund.failed", refund)
+        self.s.emit("refund.updated", refund, before)
 
     def credit_note(self, p: dict) -> dict:
         if not p.get("invoice"):

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from . import pages
 from .api import Api, decode_params
 from .billing import Billing
-from .store import Store, StripeError
+from .faults import BODIES, Faults
+from .store import DEFAULT_SETTINGS, Store, StripeError
 from .webhooks import Deliverer
 
 CONTROL = "/_sandbox"
@@ -51,6 +53,7 @@ class StripeSandbox:
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self.billing = Billing(self.store, public_url or self.url)
         self.api = Api(self.store, self.billing)
+        self.faults = Faults()
         self.webhooks = Deliverer(webhook_url, webhook_secret, retry_base)
         self.store.on_event = self.webhooks.enqueue
         self.store.webhook_enabled = self.webhooks.enabled
@@ -84,11 +87,54 @@ class StripeSandbox:
         with self.store.lock:
             return self.billing.advance(seconds)
 
-    def pay(self, session_id: str, card_number: str, **card: str) -> dict:
-        """Pay a checkout session as the hosted page would; card errors raise StripeError."""
+    def pay(
+        self, session_id: str, card_number: str, *, authenticate: bool = True, **card: str
+    ) -> dict:
+        """Pay a checkout session as the hosted page would; card errors raise StripeError.
+        `authenticate=False`: the customer leaves a 3-D Secure challenge unanswered."""
         with self.store.lock:
             session = self.store.get(session_id, "checkout.session")
-            return self.billing.pay_checkout(session, card_number, **card)
+            return self.billing.pay_checkout(
+                session, card_number, authenticate=authenticate, **card
+            )
+
+    def pay_sepa(self, session_id: str, iban: str, name: str = "Test Account") -> dict:
+        """Pay a checkout session by SEPA Direct Debit; it settles SEPA_SETTLE_SECONDS later
+        on the sandbox clock (advance() to it)."""
+        with self.store.lock:
+            session = self.store.get(session_id, "checkout.session")
+            return self.billing.pay_checkout_sepa(session, iban, name)
+
+    def authenticate(self, session_id: str, complete: bool = True) -> dict:
+        """Answer the 3-D Secure challenge of a session's card (False: it fails)."""
+        with self.store.lock:
+            session = self.store.get(session_id, "checkout.session")
+            return self.billing.authenticate_checkout(session, complete=complete)
+
+    def configure(self, **settings: object) -> dict:
+        """Account settings (store.DEFAULT_SETTINGS): subscription_retries_end ("unpaid",
+        "cancel", "past_due"), refund_outcome ("succeeded", "pending_succeeds",
+        "pending_fails"), refund_delay (seconds)."""
+        allowed = {
+            "subscription_retries_end": ("unpaid", "cancel", "past_due"),
+            "refund_outcome": ("succeeded", "pending_succeeds", "pending_fails"),
+        }
+        with self.store.lock:
+            for name, value in settings.items():
+                if name not in DEFAULT_SETTINGS:
+                    raise StripeError(f"Unknown sandbox setting: {name}", param=name)
+                if name in allowed and value not in allowed[name]:
+                    raise StripeError(
+                        f"{name} must be one of {', '.join(allowed[name])}", param=name
+                    )
+                self.store.settings[name] = int(value) if name == "refund_delay" else value
+            return dict(self.store.settings)
+
+    def set_delivery_order(
+        self, shuffle: bool = False, concurrency: int = 1, seed: int | None = None
+    ) -> None:
+        """Webhook deliveries in random order and/or several at once, as Stripe may."""
+        self.webhooks.configure_order(shuffle, concurrency, seed)
 
     def pay_invoice(self, invoice_id: str, card_number: str = "") -> dict:
         """Pay an open invoice as its hosted page would: with a new card, or (no number) the
@@ -110,8 +156,22 @@ class StripeSandbox:
     def resume_deliveries(self) -> None:
         self.webhooks.pause(False)
 
+    def inject_fault(
+        self,
+        path: str,
+        status: int = 500,
+        count: int = 1,
+        method: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """The next `count` requests to `path` (exact, or a prefix ending in "*") answer
+        `status` (500, 503 or 429; 0: none), after `delay` seconds."""
+        self.faults.inject(path, status, count, method, delay)
+
     def reset(self) -> None:
+        self.faults.clear()
         self.webhooks.clear()
+        self.webhooks.configure_order()
         with self.store.lock:
             self.store.clear()
             self.store.offset = 0.0
@@ -192,14 +252,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, query: str) -> None:
         self._authorised()
-        params = decode_params(query)
         request_id = "req_" + secrets.token_hex(7)
+        fault = self.sandbox.faults.take(method, path)
+        if fault and fault.status:
+            time.sleep(fault.delay)
+            headers = {"Stripe_Should_Retry": "true"}
+            if fault.status == 429:
+                headers["Retry_After"] = "1"
+            self._json(
+                fault.status,
+                {"error": dict(BODIES[fault.status])},
+                Request_Id=request_id,
+                **headers,
+            )
+            return
+        params = decode_params(query)
         store = self.sandbox.store
         key = self.headers.get("Idempotency-Key") if method == "POST" else None
+        fingerprint = hashlib.sha256(f"{method} {path}?{query}".encode()).hexdigest()
         if key:
-            fingerprint = hashlib.sha256(f"{method} {path}?{query}".encode()).hexdigest()
             with store.lock:
                 seen = store.idempotency.get(key)
+                running = key in store.in_flight
+                if seen is None and not running:
+                    store.in_flight.add(key)
+            if running:
+                # Stripe holds a key while its first request runs: a second one meanwhile
+                # is refused (409), never run twice nor answered with a half-made result.
+                raise StripeError(
+                    "There is currently another in-progress request using this idempotency "
+                    f"key ('{key}'); it probably means the request was sent twice and the "
+                    "first is still running. Try again later.",
+                    status=409,
+                    type="idempotency_error",
+                )
             if seen is not None:
                 if seen[0] != fingerprint:
                     raise StripeError(
@@ -211,15 +297,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(seen[1], seen[2], Request_Id=request_id, Idempotent_Replayed="true")
                 return
         store.request.id, store.request.idempotency_key = request_id, key
+        status, body = 500, {"error": dict(BODIES[500])}
         try:
+            if fault and fault.delay:
+                time.sleep(fault.delay)  # a slow request: its key stays in flight meanwhile
             status, body = self.sandbox.api.handle(method, path, params)
         except StripeError as error:
             status, body = error.status, {"error": error.body}
         finally:
             store.request.id = store.request.idempotency_key = None
-        if key and status < 500:
-            with store.lock:
-                store.idempotency[key] = (fingerprint, status, body)
+            if key:
+                with store.lock:
+                    store.in_flight.discard(key)
+                    # A request refused before it ran (400: parameters) is not kept under its
+                    # key, as on Stripe; nor are server errors.
+                    if status < 500 and status != 400:
+                        store.idempotency[key] = (fingerprint, status, body)
         self._json(status, body, Request_Id=request_id)
 
     # -- pages ---------------------------------------------------------------------------
@@ -230,25 +323,41 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             return
-        if match := re.fullmatch(r"/c/pay/([\w]+)", path):
+        if match := re.fullmatch(r"/c/pay/([\w]+)(/authenticate)?", path):
             with store.lock:
                 session = store.get(match[1], "checkout.session")
                 sandbox.billing.expire_if_due(session)
+                challenged = pages.checkout_challenge(sandbox.billing, session)
                 if method == "GET":
-                    self._html(200, pages.checkout(sandbox.billing, session))
+                    self._html(200, challenged or pages.checkout(sandbox.billing, session))
                     return
                 try:
-                    sandbox.billing.pay_checkout(
-                        session,
-                        field.get("card_number", ""),
-                        field.get("expiry", ""),
-                        field.get("cvc", ""),
-                        field.get("name") or None,
-                    )
+                    if match[2]:
+                        sandbox.billing.authenticate_checkout(
+                            session, complete=field.get("result") == "complete"
+                        )
+                    elif field.get("iban"):
+                        sandbox.billing.pay_checkout_sepa(
+                            session, field["iban"], field.get("name") or None
+                        )
+                    else:
+                        sandbox.billing.pay_checkout(
+                            session,
+                            field.get("card_number", ""),
+                            field.get("expiry", ""),
+                            field.get("cvc", ""),
+                            field.get("name") or None,
+                            # A person at the page answers the bank's challenge next.
+                            authenticate=False,
+                        )
+                    if session["status"] == "open":  # the bank's challenge comes next
+                        self._redirect(f"/c/pay/{session['id']}/authenticate")
+                        return
                 except StripeError as error:
                     # The page answers 200 with the message, as Stripe's own page shows a
                     # decline in place (the API answers 402 for the same card).
-                    status = 200 if error.body.get("type") == "card_error" else 400
+                    in_place = error.body.get("type") == "card_error" or error.body.get("param")
+                    status = 200 if in_place else 400
                     kept = {k: field.get(k, "") for k in ("expiry", "cvc", "name")}
                     html = pages.checkout(
                         sandbox.billing, session, error=error.body["message"], form=kept
@@ -325,7 +434,47 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/deliveries" and method == "GET":
             self._json(200, {"data": sandbox.deliveries()})
         elif (match := re.fullmatch(r"/checkout/([\w]+)/pay", route)) and method == "POST":
-            self._json(200, sandbox.pay(match[1], params.get("card_number", "")))
+            if params.get("iban"):
+                self._json(200, sandbox.pay_sepa(match[1], params["iban"]))
+            else:
+                authenticate = str(params.get("authenticate", "true")).lower() != "false"
+                card = params.get("card_number", "")
+                self._json(200, sandbox.pay(match[1], card, authenticate=authenticate))
+        elif (match := re.fullmatch(r"/checkout/([\w]+)/authenticate", route)) and method == "POST":
+            complete = str(params.get("result", "complete")) == "complete"
+            self._json(200, sandbox.authenticate(match[1], complete))
+        elif route == "/settings" and method in ("GET", "POST"):
+            self._json(
+                200, sandbox.configure(**params) if method == "POST" else sandbox.configure()
+            )
+        elif route == "/faults" and method == "POST":
+            if not params.get("path"):
+                raise StripeError("Give the path (exact, or a prefix ending in *).", param="path")
+            try:
+                sandbox.inject_fault(
+                    params["path"],
+                    int(params.get("status", 500)),
+                    int(params.get("count", 1)),
+                    params.get("method") or None,
+                    float(params.get("delay", 0)),
+                )
+            except ValueError as error:
+                raise StripeError(str(error), param="status") from None
+            self._json(200, {"faults": len(sandbox.faults.pending)})
+        elif route == "/webhook_order" and method == "POST":
+            seed = params.get("seed")
+            try:
+                sandbox.set_delivery_order(
+                    str(params.get("shuffle", "false")).lower() == "true",
+                    int(params.get("concurrency", 1)),
+                    None if seed in (None, "") else int(seed),
+                )
+            except ValueError as error:
+                raise StripeError(str(error), param="concurrency") from None
+            self._json(
+                200,
+                {"shuffle": sandbox.webhooks.shuffle, "concurrency": sandbox.webhooks.concurrency},
+            )
         elif (match := re.fullmatch(r"/invoices/([\w]+)/pay", route)) and method == "POST":
             self._json(200, sandbox.pay_invoice(match[1], params.get("card_number", "")))
         else:

@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 API_VERSION = "2026-10-28.endive"
+# Account settings a test (or /_sandbox/settings) can change; reset() brings these back.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    # After the last retry of a subscription invoice: "unpaid", "cancel" or "past_due".
+    "subscription_retries_end": "unpaid",
+    # Refunds: "succeeded" at once, or pending for refund_delay s, then "pending_succeeds" /
+    # "pending_fails".
+    "refund_outcome": "succeeded",
+    "refund_delay": 3600,
+}
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -83,12 +92,22 @@ class Store:
             self.by_type: dict[str, list[str]] = {}
             self.private: dict[str, dict] = {}
             self.idempotency: dict[str, tuple[str, int, dict]] = {}
+            self.in_flight: set[str] = set()  # keys whose first request is still running
             self.customer_seq = 0
+            self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
             self.last_payout_day = self.now() // 86400
 
     # -- keeping state across restarts (the `make run` demo) ------------------------------
 
-    STATE = ("objects", "by_type", "private", "idempotency", "customer_seq", "last_payout_day")
+    STATE = (
+        "objects",
+        "by_type",
+        "private",
+        "idempotency",
+        "customer_seq",
+        "last_payout_day",
+        "settings",
+    )
 
     def save(self, path: Path) -> None:
         """Write everything to `path` (atomically), so a restarted sandbox carries on."""
@@ -105,7 +124,8 @@ class Store:
         state = pickle.loads(path.read_bytes())  # our own file, written by save()
         with self.lock:
             for name in self.STATE:
-                setattr(self, name, state[name])
+                if name in state:  # a file from before a name was added keeps the default
+                    setattr(self, name, state[name])
             self.offset = state["offset"]
         return True
 

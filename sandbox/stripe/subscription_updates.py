@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .cards import DECLINE, FAILED, NEEDS_ACTION, PAID, card_error
+from .cards import DECLINE, FAILED, NEEDS_ACTION, PAID, PROCESSING, card_error
 from .objects import Objects, as_bool, as_int
 from .prorations import proration_behavior
 from .store import Store, StripeError, diff
@@ -114,8 +114,8 @@ class SubscriptionUpdates:
                     self.s.get(sub["customer"]), sub, specs, "subscription_update", (when, when)
                 )
                 sub["latest_invoice"] = invoice["id"]
-                paid = behaviour != "default_incomplete" and self.collect(invoice) == PAID
-                if not paid:
+                result = FAILED if behaviour == "default_incomplete" else self.collect(invoice)
+                if result not in (PAID, PROCESSING):
                     sub["status"] = "past_due"
             elif prorations == "create_prorations":
                 private["pending"] += specs

@@ -5,10 +5,16 @@ from __future__ import annotations
 import copy
 
 from .cards import (
+    FAILED,
+    NEEDS_ACTION,
     PAID,
+    PROCESSING,
 )
 from .objects import Objects, add_months, lst
 from .store import Store, StripeError, diff
+
+DRAFT_HOURS = 1
+INCOMPLETE_HOURS = 23
 
 
 class Subscriptions:
@@ -16,7 +22,13 @@ class Subscriptions:
     o: Objects
 
     def new_subscription(
-        self, customer: dict, session: dict, private: dict, pm: dict, period: tuple[int, int]
+        self,
+        customer: dict,
+        session: dict,
+        private: dict,
+        pm: dict,
+        period: tuple[int, int],
+        status: str = "active",
     ) -> dict:
         sub_id = self.s.new_id("sub_")
         now = self.s.now()
@@ -90,7 +102,7 @@ class Subscriptions:
             "pending_update": None,
             "schedule": None,
             "start_date": now,
-            "status": "active",
+            "status": status,
             "test_clock": None,
             "transfer_data": None,
             "trial_end": None,
@@ -130,7 +142,7 @@ class Subscriptions:
         item = sub["items"]["data"][0]
         return item["current_period_start"], item["current_period_end"]
 
-    def cancel(self, sub: dict) -> dict:
+    def cancel(self, sub: dict, reason: str = "cancellation_requested") -> dict:
         if sub["status"] == "canceled":
             raise StripeError(
                 f"No such subscription: '{sub['id']}'",
@@ -140,7 +152,7 @@ class Subscriptions:
             )
         now = self.s.now()
         sub.update(status="canceled", canceled_at=sub["canceled_at"] or now, ended_at=now)
-        sub["cancellation_details"]["reason"] = "cancellation_requested"
+        sub["cancellation_details"]["reason"] = reason
         self.s.emit("customer.subscription.deleted", sub)
         return sub
 
@@ -164,31 +176,66 @@ class Subscriptions:
         ]
         private["pending"] = []
         customer = self.s.get(sub["customer"])
-        invoice = self.new_invoice(
+        # As on Stripe, a renewal invoice stays a draft for about an hour (integrations may
+        # add lines to it), then is finalized and charged: see finalize_renewal.
+        invoice = self.draft_invoice(
             customer, sub, specs, "subscription_cycle", (before_start(before), start)
         )
+        invoice["automatically_finalizes_at"] = self.s.now() + DRAFT_HOURS * 3600
         sub["latest_invoice"] = invoice["id"]
+        self.s.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    def finalize_renewal(self, invoice: dict) -> None:
+        """The renewal's draft hour is over: finalize it and charge it."""
+        self.finalize(invoice)
+        sub = self.invoice_subscription(invoice)
+        before = copy.deepcopy(sub) if sub else None
+        private = self.s.priv(sub["id"]) if sub else {}
         private["busy"] = True
         try:
-            if self.collect(invoice) != PAID and sub["status"] == "active":
+            if (
+                self.collect(invoice) in (FAILED, NEEDS_ACTION)
+                and sub
+                and sub["status"] == "active"
+            ):
                 sub["status"] = "past_due"
         finally:
             private["busy"] = False
-        self.s.emit("customer.subscription.updated", sub, diff(before, sub))
+        if sub and (previous := diff(before, sub)):
+            self.s.emit("customer.subscription.updated", sub, previous)
 
     def retry(self, invoice: dict) -> None:
         """A scheduled retry of an open invoice; after the last one the subscription is unpaid."""
         sub = self.invoice_subscription(invoice)
-        if self.collect(invoice) == PAID:
-            return  # on_invoice_paid brought the subscription back
+        if self.collect(invoice) in (PAID, PROCESSING):
+            return  # paid: on_invoice_paid brought the subscription back; a debit settles later
         if sub is None or sub["status"] == "canceled":
             return
         if self.s.priv(invoice["id"]).get("pending_update_of"):
             return  # a pending update's invoice never changes the subscription's status
-        if invoice["next_payment_attempt"] is None and sub["status"] != "unpaid":
+        if invoice["next_payment_attempt"] is None:
+            self.end_of_retries(sub)
+
+    def end_of_retries(self, sub: dict) -> None:
+        """The account's setting for a subscription whose last retry failed (Stripe's
+        "Manage failed payments": cancel it, mark it unpaid, or leave it past due)."""
+        setting = self.s.settings["subscription_retries_end"]
+        if setting == "cancel":
+            self.cancel(sub, reason="payment_failed")
+        elif setting == "unpaid" and sub["status"] != "unpaid":
             before = copy.deepcopy(sub)
             sub["status"] = "unpaid"
             self.s.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    def expire_incomplete(self, sub: dict) -> None:
+        """23 hours without its first payment: the subscription ends, its invoice is voided."""
+        before = copy.deepcopy(sub)
+        now = self.s.now()
+        sub.update(status="incomplete_expired", canceled_at=now, ended_at=now)
+        invoice = self.s.find(sub["latest_invoice"])
+        if invoice is not None and invoice["status"] == "open":
+            self.void(invoice)
+        self.s.emit("customer.subscription.updated", sub, diff(before, sub))
 
     def on_invoice_paid(self, invoice: dict) -> None:
         """A paid invoice applies the pending update it carries, and a subscription with no

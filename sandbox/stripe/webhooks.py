@@ -1,8 +1,13 @@
 """Webhook signing and delivery: one endpoint, a background thread, retries with backoff.
 
-First attempts go out in event order; a failed delivery is retried after
-`retry_base * 2**(attempt-1)` seconds (capped at 60) without holding back later events, up to
-`max_attempts` attempts. Every attempt is recorded.
+By default first attempts go out one at a time in event order; a failed delivery is retried
+after `retry_base * 2**(attempt-1)` seconds (capped at 60) without holding back later events, up
+to `max_attempts` attempts. Every attempt is recorded.
+
+Stripe promises neither order nor one-at-a-time: `configure_order(shuffle=True, concurrency=4)`
+sends due events in random order (seeded, for a test to repeat) and several at once, so a
+webhook handler that relies on `invoice.paid` arriving after `checkout.session.completed`, or
+on not racing itself, fails in tests as it would in production.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import threading
 import time
 import urllib.error
@@ -18,6 +24,7 @@ import urllib.request
 
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 RETRY_CAP = 60.0
+MAX_WORKERS = 8
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -38,20 +45,38 @@ class Deliverer:
         self.cond = threading.Condition()
         self.queue: list[tuple[float, int, dict, int]] = []  # (due, seq, event, attempt)
         self.records: list[dict] = []
-        self.busy = False
+        self.active = 0  # deliveries being sent now
         self.paused = False
         self.stopped = False
+        self.shuffle = False
+        self.concurrency = 1
+        self.rng = random.Random()
         self._seq = itertools.count()
-        self.thread = threading.Thread(target=self._run, name="stripe-webhooks", daemon=True)
+        self.threads = [
+            threading.Thread(target=self._run, name=f"stripe-webhooks-{n}", daemon=True)
+            for n in range(MAX_WORKERS)
+        ]
 
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
-        self.thread.join(timeout=5)
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+    def configure_order(
+        self, shuffle: bool = False, concurrency: int = 1, seed: int | None = None
+    ) -> None:
+        if not 1 <= concurrency <= MAX_WORKERS:
+            raise ValueError(f"concurrency must be between 1 and {MAX_WORKERS}")
+        with self.cond:
+            self.shuffle, self.concurrency = shuffle, concurrency
+            self.rng = random.Random(seed)
+            self.cond.notify_all()
 
     def configure(self, url: str | None, secret: str | None) -> None:
         with self.cond:
@@ -87,7 +112,7 @@ class Deliverer:
     def wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self.cond:
-            while self.queue or self.busy:
+            while self.queue or self.active:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
@@ -95,28 +120,33 @@ class Deliverer:
                     )
                 self.cond.wait(left)
 
+    def _next(self) -> tuple | None:
+        """The delivery to send now, or None (caller waits); holds the condition."""
+        if not self.queue or self.paused or self.active >= self.concurrency:
+            return None
+        now = time.monotonic()
+        due = [q for q in self.queue if q[0] <= now]
+        if not due:
+            return None
+        return self.rng.choice(due) if self.shuffle else min(due, key=lambda q: q[:2])
+
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self.stopped:
-                    if self.queue and not self.paused:
-                        item = min(self.queue, key=lambda q: q[:2])
-                        wait = item[0] - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self.cond.wait(wait)
-                    else:
-                        self.cond.wait()
+                while not self.stopped and (item := self._next()) is None:
+                    waits = [q[0] - time.monotonic() for q in self.queue]
+                    ready = self.queue and not self.paused and self.active < self.concurrency
+                    self.cond.wait(max(0.001, min(waits)) if ready else None)
                 if self.stopped:
                     return
                 self.queue.remove(item)
-                self.busy = True
+                self.active += 1
                 url, secret = self.url, self.secret
             try:
                 record = self._send(url, secret, item[2], item[3])
             finally:
                 with self.cond:
-                    self.busy = False
+                    self.active -= 1
                     if url:
                         self.records.append(record)
                         failed = record["status"] is None or not 200 <= record["status"] < 300
