@@ -29,6 +29,9 @@ class InstanceOperation(models.Model):
         RENAME = "rename"
         RESIZE = "resize", "upgrade"
         MIGRATE = "migrate", "move to another host"
+        SUSPEND = "suspend", "suspension"
+        UNSUSPEND = "unsuspend", "service restore"
+        TERMINATE = "terminate", "removal"
 
     class State(models.TextChoices):
         QUEUED = "queued"

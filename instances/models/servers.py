@@ -91,6 +91,9 @@ class Instance(models.Model):
     ipv6 = models.CharField("IPv6", max_length=50, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Why the server is suspended, in the words of whoever suspended it (billing's, support's).
+    suspended_reason = models.CharField(max_length=300, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
     # PVE config keys a change left pending, applied at the next reboot (PVE's /pending).
     pending_changes = models.JSONField(default=list, blank=True, editable=False)
     reboot_at = models.DateTimeField(

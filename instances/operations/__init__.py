@@ -9,6 +9,7 @@ from __future__ import annotations
 from instances.operations.base import Kind
 from instances.operations.build import BUILD
 from instances.operations.install import INSTALL
+from instances.operations.lifecycle import SUSPEND, TERMINATE, UNSUSPEND
 from instances.operations.migrate import MIGRATE
 from instances.operations.password import PASSWORD
 from instances.operations.power import REBOOT, RESET, SHUTDOWN, START, STOP
@@ -20,6 +21,6 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         *(BUILD, INSTALL, START, SHUTDOWN, STOP, REBOOT, RESET, REINSTALL, PASSWORD, RENAME),
-        *(RESIZE, MIGRATE),
+        *(RESIZE, MIGRATE, SUSPEND, UNSUSPEND, TERMINATE),
     )
 }
