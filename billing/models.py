@@ -201,6 +201,11 @@ class Subscription(models.Model):
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True)
+    # Dunning (billing/lifecycle.py): since when it is past due, reminders sent, and whether
+    # billing suspended its server (only such a suspension is lifted by paying).
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    suspended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -403,3 +408,58 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Ledger entries are append-only; record a correcting entry instead.")
+
+
+class BillingEvent(models.Model):
+    """Every change of an order's or a subscription's state: old, new, why, who, and the Stripe
+    event that caused it (billing/transitions.py writes them; lifecycle rules react to them)."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system"
+        CUSTOMER = "customer"
+        STAFF = "staff"
+
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="billing_events"
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="billing_events",
+    )
+    field = models.CharField(max_length=32, default="status")
+    old = models.CharField(max_length=40, blank=True)
+    new = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=300)
+    actor = models.CharField(max_length=8, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    stripe_event_id = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(order__isnull=False) | Q(subscription__isnull=False),
+                name="billingevent_has_a_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        subject = f"order {self.order_id}" if self.order_id else f"sub {self.subscription_id}"
+        return f"{subject}: {self.field} {self.old or '—'} → {self.new} ({self.reason})"
+
+
+class StripeRead(models.Model):
+    """When a Stripe object was last read for the mirror: a read that started earlier than the
+    one already applied is stale and is not written (events.py fetches outside any lock)."""
+
+    key = models.CharField(max_length=80, unique=True)
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} read {self.started_at:%Y-%m-%d %H:%M:%S.%f}"
