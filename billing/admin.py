@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import path
 
 from billing import catalog, stripe_client
 from billing.models import (
     BillingAccount,
+    ExportRun,
     Invoice,
     LedgerEntry,
     Order,
@@ -170,3 +172,36 @@ class TaxRateAdmin(ReadOnlyAdmin):
 class BillingAccountAdmin(ReadOnlyAdmin):
     list_display = ["user", "stripe_customer_id", "created_at"]
     search_fields = ["user__email", "stripe_customer_id"]
+
+
+@admin.register(ExportRun)
+class ExportRunAdmin(ReadOnlyAdmin):
+    """Billing → Exports: the finance exports page (billing/exports/views.py) instead of a list."""
+
+    def has_module_permission(self, request):
+        return request.user.has_perm("billing.export_finance")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("billing.export_finance")
+
+    def get_urls(self):
+        from billing.exports import views
+
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "",
+                wrap(lambda request: views.exports_page(request, self.admin_site)),
+                name="billing_exportrun_changelist",
+            ),
+            path(
+                "<int:pk>/progress/",
+                wrap(views.export_progress),
+                name="billing_exportrun_progress",
+            ),
+            path(
+                "<int:pk>/download/",
+                wrap(views.export_download),
+                name="billing_exportrun_download",
+            ),
+        ]

@@ -155,6 +155,11 @@ HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
     "refund.created": on_refund,
     "refund.updated": on_refund,
     "credit_note.created": on_credit_note,
+    # Finance exports: payouts with their balance transactions, and disputes (billing/ledger.py).
+    "payout.paid": ledger.on_payout,
+    "payout.failed": ledger.on_payout,
+    "charge.dispute.created": ledger.on_dispute,
+    "charge.dispute.funds_withdrawn": ledger.on_dispute,
 }
 
 

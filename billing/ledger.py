@@ -14,7 +14,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.vat import EU_COUNTRIES
-from billing.models import BillingAccount, Invoice, LedgerEntry, Plan, TaxRate
+from billing import stripe_client
+from billing.models import (
+    BillingAccount,
+    Invoice,
+    LedgerEntry,
+    Order,
+    Plan,
+    StripeEvent,
+    TaxRate,
+)
 from billing.vat import DOMESTIC, EU_B2C, OUTSIDE_EU, REVERSE_CHARGE
 
 logger = logging.getLogger(__name__)
@@ -114,11 +123,50 @@ def invoice_mirror(invoice: dict) -> Invoice | None:
     return row
 
 
+def _period(invoice: dict) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    periods = [line.get("period") or {} for line in (invoice.get("lines") or {}).get("data") or []]
+    starts = [p["start"] for p in periods if p.get("start")]
+    ends = [p["end"] for p in periods if p.get("end")]
+    return when(min(starts, default=0)), when(max(ends, default=0))
+
+
+def _recurring_cents(invoice: dict) -> int:
+    """What the subscription bills a month from this invoice on (net): its subscription lines
+    at their price, prorated or not, without one-off items such as a setup fee."""
+    total = 0
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        parent = line.get("parent") or {}
+        if parent.get("type") != "subscription_item_details" or (line.get("amount") or 0) <= 0:
+            continue
+        unit = (line.get("pricing") or {}).get("unit_amount_decimal")
+        total += int(Decimal(unit or 0) * (line.get("quantity") or 1))
+    return total
+
+
+def _vat_id(invoice: dict, treatment: str) -> str:
+    for tax_id in invoice.get("customer_tax_ids") or []:
+        if tax_id.get("value"):
+            return tax_id["value"]
+    if treatment != REVERSE_CHARGE:
+        return ""
+    # Stripe prints the customer's tax ids on the invoice; where they are missing, the VAT ID
+    # the order was placed (and the reverse charge decided) with.
+    order = Order.objects.filter(stripe_subscription_id=subscription_of(invoice)).first()
+    return order.vat_id if order else ""
+
+
 def _invoice_fields(invoice: dict, event_id: str) -> dict:
     treatment, country, rate = treatment_of(invoice)
     vat = _taxes(invoice)
     gross = invoice.get("total") or 0
+    start, end = _period(invoice)
     return {
+        "document_number": invoice.get("number") or "",
+        "period_start": start,
+        "period_end": end,
+        "customer_name": (invoice.get("customer_name") or "")[:200],
+        "customer_vat_id": _vat_id(invoice, treatment),
+        "stripe_subscription_id": subscription_of(invoice),
         "customer": _owner(invoice.get("customer") or ""),
         "currency": (invoice.get("currency") or "eur").upper(),
         "net_cents": gross - vat,
@@ -148,8 +196,40 @@ def invoice_issued(invoice: dict, event_id: str) -> None:
         stripe_object_id=invoice["id"],
         occurred_at=when(transitions.get("finalized_at") or invoice.get("created")),
         description=f"Invoice {invoice.get('number') or invoice['id']}",
+        mrr_cents=_recurring_cents(invoice),
         **fields,
     )
+    payment_attempt_failed(invoice, fields)
+
+
+def payment_attempt_failed(invoice: dict, fields: dict) -> None:
+    """An open invoice whose last payment attempt failed: one row per attempt."""
+    attempts = invoice.get("attempt_count") or 0
+    if invoice.get("status") != "open" or not invoice.get("attempted") or not attempts:
+        return
+    amount = invoice.get("amount_due") or 0
+    vat = _share(fields["vat_cents"], amount, fields["gross_cents"])
+    following = when(invoice.get("next_payment_attempt"))
+    reason = f"Payment attempt {attempts} failed; " + (
+        f"next attempt {following:%Y-%m-%d %H:%M} UTC" if following else "no further attempts"
+    )
+    payment = next(iter((invoice.get("payments") or {}).get("data") or []), {})
+    _record(
+        kind=Kind.PAYMENT_FAILED,
+        stripe_object_id=f"{invoice['id']}#{attempts}",
+        occurred_at=_event_time(fields["stripe_event_id"]),
+        description=f"Payment for invoice {invoice.get('number') or invoice['id']} failed",
+        failure_reason=reason,
+        stripe_payment_id=(payment.get("payment") or {}).get("payment_intent") or "",
+        **(fields | {"net_cents": amount - vat, "vat_cents": vat, "gross_cents": amount}),
+    )
+
+
+def _event_time(event_id: str) -> datetime.datetime:
+    """When Stripe made the event (the invoice keeps no time per payment attempt)."""
+    payload = StripeEvent.objects.filter(event_id=event_id).values_list("payload", flat=True)
+    created = (payload.first() or {}).get("created")
+    return when(created) or datetime.datetime.now(tz=datetime.UTC)
 
 
 def invoice_paid(invoice: dict, event_id: str) -> None:
@@ -166,6 +246,7 @@ def invoice_paid(invoice: dict, event_id: str) -> None:
         stripe_object_id=invoice["id"],
         occurred_at=paid_at,
         description=f"Invoice {number} paid",
+        mrr_cents=_recurring_cents(invoice),
         **fields,
     )
     for payment in (invoice.get("payments") or {}).get("data") or []:
@@ -180,6 +261,8 @@ def invoice_paid(invoice: dict, event_id: str) -> None:
             stripe_object_id=payment_id,
             occurred_at=when((payment.get("status_transitions") or {}).get("paid_at")) or paid_at,
             description=f"Card payment for invoice {number}",
+            stripe_payment_id=ref.get("payment_intent") or "",
+            stripe_source_id=ref.get("charge") or "",
             **(fields | {"net_cents": amount - vat, "vat_cents": vat, "gross_cents": amount}),
         )
 
@@ -243,6 +326,12 @@ def refund_recorded(refund: dict, event_id: str) -> None:
         stripe_invoice_id=payment.stripe_invoice_id,
         stripe_customer_id=refund.get("customer") or "",
         stripe_event_id=event_id,
+        document_number=payment.document_number,
+        customer_name=payment.customer_name,
+        customer_vat_id=payment.customer_vat_id,
+        stripe_subscription_id=payment.stripe_subscription_id,
+        stripe_payment_id=payment.stripe_payment_id or paid_with,
+        stripe_source_id=refund.get("charge") or "",
     )
 
 
@@ -257,5 +346,175 @@ def credit_note_recorded(credit_note: dict, invoice: dict, event_id: str) -> Non
         stripe_object_id=credit_note["id"],
         occurred_at=when(credit_note.get("created")),
         description=f"Credit note {credit_note.get('number') or credit_note['id']}",
-        **(fields | {"net_cents": -(gross - vat), "vat_cents": -vat, "gross_cents": -gross}),
+        corrects_number=invoice.get("number") or "",
+        **(
+            fields
+            | {
+                "net_cents": -(gross - vat),
+                "vat_cents": -vat,
+                "gross_cents": -gross,
+                "document_number": credit_note.get("number") or "",
+            }
+        ),
+    )
+
+
+# --- Payouts and disputes ----------------------------------------------------------------------
+# Payout and balance-transaction rows move money between Stripe's balance and the bank: no VAT
+# (net = gross), Stripe's fee in fee_cents. Each balance transaction names the payment it came
+# from, so the payout reconciliation finds our invoice number.
+
+
+def payout_read(obj: dict) -> dict:
+    """The payout (of a payout.* event) and every balance transaction it pays out, from Stripe."""
+    return {
+        "payout": stripe_client.payout_retrieve(obj["id"]),
+        "transactions": stripe_client.balance_transactions_of_payout(obj["id"]),
+    }
+
+
+def payout_apply(read: dict, event) -> None:
+    payout_recorded(read["payout"], read["transactions"], event.event_id)
+
+
+def _payment_row(payment_id: str, charge_id: str) -> LedgerEntry | None:
+    rows = LedgerEntry.objects.filter(kind=Kind.PAYMENT)
+    if payment_id:
+        found = rows.filter(stripe_object_id=payment_id).first()
+        if found:
+            return found
+    return rows.filter(stripe_source_id=charge_id).first() if charge_id else None
+
+
+def _source_of(txn: dict) -> tuple[str, str, str]:
+    """(source id, charge id, payment intent id) of a balance transaction (source expanded)."""
+    source = txn.get("source")
+    if not isinstance(source, dict):
+        return source or "", "", ""
+    charge = source.get("charge") if source.get("object") != "charge" else source.get("id")
+    if isinstance(charge, dict):
+        charge = charge.get("id")
+    intent = source.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    return source.get("id") or "", charge or "", intent or ""
+
+
+def payout_recorded(payout: dict, transactions: list[dict], event_id: str) -> None:
+    """A paid (or failed) payout, with its balance transactions, once each."""
+    if payout.get("status") not in ("paid", "failed"):
+        return
+    currency = (payout.get("currency") or "eur").upper()
+    amount = payout.get("amount") or 0
+    common = {"currency": currency, "vat_cents": 0, "stripe_payout_id": payout["id"]}
+    common["stripe_event_id"] = event_id
+    _record(
+        kind=Kind.PAYOUT,
+        stripe_object_id=payout["id"],
+        occurred_at=when(payout.get("arrival_date") or payout.get("created")),
+        net_cents=amount,
+        gross_cents=amount,
+        category=payout.get("type") or "bank_account",
+        description=f"Payout {payout['id']} to the bank",
+        **common,
+    )
+    for txn in transactions:
+        if txn.get("type") == "payout" and _source_of(txn)[0] == payout["id"]:
+            continue  # the payout itself: the row above
+        source, charge, intent = _source_of(txn)
+        payment = _payment_row(intent, charge)
+        linked = {}
+        if payment is not None:
+            linked = {
+                "customer": payment.customer,
+                "customer_name": payment.customer_name,
+                "document_number": payment.document_number,
+                "stripe_invoice_id": payment.stripe_invoice_id,
+                "stripe_customer_id": payment.stripe_customer_id,
+                "plan": payment.plan,
+            }
+        gross = txn.get("amount") or 0
+        _record(
+            kind=Kind.BALANCE_TRANSACTION,
+            stripe_object_id=txn["id"],
+            occurred_at=when(txn.get("created")),
+            net_cents=gross,
+            gross_cents=gross,
+            fee_cents=txn.get("fee") or 0,
+            category=txn.get("reporting_category") or txn.get("type") or "",
+            description=(txn.get("description") or txn.get("type") or "")[:200],
+            stripe_source_id=source,
+            stripe_payment_id=intent or (payment.stripe_object_id if payment else ""),
+            **(common | linked),
+        )
+    if payout.get("status") == "failed":
+        _record(
+            kind=Kind.PAYOUT_FAILED,
+            stripe_object_id=payout["id"],
+            occurred_at=when(payout.get("created")),
+            net_cents=-amount,
+            gross_cents=-amount,
+            category=payout.get("failure_code") or "",
+            failure_reason=(payout.get("failure_message") or "")[:200],
+            description=f"Payout {payout['id']} failed; the amount is back in the balance",
+            **common,
+        )
+
+
+def on_payout(obj: dict, event) -> None:
+    """payout.paid / payout.failed: read it from Stripe, then record it."""
+    payout_apply(payout_read(obj), event)
+
+
+def on_dispute(obj: dict, event) -> None:
+    """charge.dispute.created / funds_withdrawn: read it from Stripe, then record it."""
+    dispute_apply(dispute_read(obj), event)
+
+
+def dispute_read(obj: dict) -> dict:
+    return {"dispute": stripe_client.dispute_retrieve(obj["id"])}
+
+
+def dispute_apply(read: dict, event) -> None:
+    dispute_recorded(read["dispute"], event.event_id)
+
+
+def dispute_recorded(dispute: dict, event_id: str) -> None:
+    """The money a dispute withdrew (amount and Stripe's dispute fee), once per dispute."""
+    withdrawn = [t for t in dispute.get("balance_transactions") or [] if (t.get("amount") or 0) < 0]
+    if not withdrawn:
+        return
+    charge = dispute.get("charge") or ""
+    intent = dispute.get("payment_intent") or ""
+    payment = _payment_row(intent, charge)
+    if payment is None:
+        raise LedgerNotReady(
+            f"dispute {dispute['id']}: payment {intent or charge} not in the ledger"
+        )
+    amount = -sum(t["amount"] for t in withdrawn)
+    vat = _share(payment.vat_cents, amount, payment.gross_cents)
+    _record(
+        kind=Kind.DISPUTE,
+        stripe_object_id=dispute["id"],
+        occurred_at=when(withdrawn[0].get("created") or dispute.get("created")),
+        customer=payment.customer,
+        currency=(dispute.get("currency") or "eur").upper(),
+        net_cents=-(amount - vat),
+        vat_cents=-vat,
+        gross_cents=-amount,
+        fee_cents=sum(t.get("fee") or 0 for t in withdrawn),
+        country=payment.country,
+        vat_treatment=payment.vat_treatment,
+        vat_rate=payment.vat_rate,
+        plan=payment.plan,
+        category=dispute.get("reason") or "",
+        description=f"Dispute of {charge} ({dispute.get('reason') or 'no reason given'})",
+        document_number=payment.document_number,
+        customer_name=payment.customer_name,
+        stripe_invoice_id=payment.stripe_invoice_id,
+        stripe_customer_id=payment.stripe_customer_id,
+        stripe_event_id=event_id,
+        stripe_subscription_id=payment.stripe_subscription_id,
+        stripe_payment_id=payment.stripe_object_id,
+        stripe_source_id=charge,
     )

@@ -362,6 +362,13 @@ class LedgerEntry(models.Model):
         PAYMENT = "payment"
         REFUND = "refund"
         CREDIT_NOTE = "credit_note", "credit note"
+        # Finance exports (billing/exports/): failed attempts, disputes, and Stripe's payouts
+        # with the balance transactions each one pays out.
+        PAYMENT_FAILED = "payment_failed", "payment failed"
+        DISPUTE = "dispute"
+        PAYOUT = "payout"
+        PAYOUT_FAILED = "payout_failed", "payout failed"
+        BALANCE_TRANSACTION = "balance_transaction", "balance transaction"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     occurred_at = models.DateTimeField()
@@ -386,10 +393,40 @@ class LedgerEntry(models.Model):
     stripe_invoice_id = models.CharField(max_length=80, blank=True)
     stripe_customer_id = models.CharField(max_length=80, blank=True)
     stripe_event_id = models.CharField(max_length=80, blank=True)
+    # What the finance exports need, as Stripe's objects showed it when the row was written.
+    # On payout and balance-transaction rows net = gross (no VAT: they move money, not sales)
+    # and fee_cents is Stripe's fee; Stripe's own "net" is gross - fee.
+    document_number = models.CharField(max_length=64, blank=True)
+    corrects_number = models.CharField(
+        max_length=64, blank=True, help_text="A credit note's invoice number"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    customer_name = models.CharField(max_length=200, blank=True)
+    customer_vat_id = models.CharField(max_length=32, blank=True)
+    mrr_cents = models.BigIntegerField(
+        default=0, help_text="The recurring monthly amount (net) an invoice bills"
+    )
+    fee_cents = models.BigIntegerField(default=0)
+    category = models.CharField(
+        max_length=40, blank=True, help_text="A balance transaction's type / reporting category"
+    )
+    failure_reason = models.CharField(max_length=200, blank=True)
+    stripe_subscription_id = models.CharField(max_length=80, blank=True)
+    stripe_source_id = models.CharField(
+        max_length=80, blank=True, help_text="The charge, refund or dispute money moved for"
+    )
+    stripe_payment_id = models.CharField(max_length=80, blank=True)
+    stripe_payout_id = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["occurred_at", "pk"]
         verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["kind", "occurred_at"], name="ledger_kind_time"),
+            models.Index(fields=["stripe_payout_id"], name="ledger_payout"),
+            models.Index(fields=["stripe_payment_id"], name="ledger_payment"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["kind", "stripe_object_id"], name="ledger_once"),
             models.CheckConstraint(
@@ -463,3 +500,62 @@ class StripeRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} read {self.started_at:%Y-%m-%d %H:%M:%S.%f}"
+
+
+class ExportRun(models.Model):
+    """One finance export asked for (billing/exports/): run at once or by a worker, kept under
+    EXPORT_DIR until staff delete it. A scheduled monthly export has a schedule_key, so beat
+    running twice makes and mails it once."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    report = models.CharField(max_length=40)
+    format = models.CharField(max_length=10)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    currency = models.CharField(max_length=3)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_expected = models.PositiveIntegerField(default=0)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    warnings = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    schedule_key = models.CharField(max_length=80, null=True, blank=True, unique=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "export"
+        permissions = [("export_finance", "Can run and download finance exports")]
+
+    def __str__(self) -> str:
+        return f"{self.report} {self.date_from}–{self.date_to} ({self.format})"
+
+    @property
+    def report_name(self) -> str:
+        from billing.exports import REPORTS
+
+        report = REPORTS.get(self.report)
+        return report.name if report else self.report
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == self.State.DONE:
+            return 100
+        if not self.rows_expected:
+            return 0
+        return min(99, self.rows_done * 100 // self.rows_expected)

@@ -194,6 +194,26 @@ def subscription_update(subscription_id: str, *, params: dict, idempotency_key: 
     )
 
 
+def subscription_cancel(subscription_id: str, *, params: dict, idempotency_key: str) -> dict:
+    """End the subscription now (its customer.subscription.deleted follows)."""
+    return _call(
+        "subscription cancel",
+        _client().v1.subscriptions.cancel,
+        subscription_id,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
+def credit_note_create(*, params: dict, idempotency_key: str) -> dict:
+    return _call(
+        "credit note create",
+        _client().v1.credit_notes.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
+
+
 def invoice_preview(*, params: dict) -> dict:
     """The invoice Stripe would make for `params` (a subscription change), made nowhere."""
     return _call("invoice preview", _client().v1.invoices.create_preview, params=params)

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from billing import upgrades
+from billing import dunning, upgrades
 from billing.events import event_process
 from billing.ledger import LedgerNotReady
 from billing.models import StripeEvent
@@ -77,3 +77,10 @@ def upgrades_due() -> int:
     """Beat: paid upgrades whose server was busy, downgrades whose period began, and upgrades
     whose payment window Stripe closed (upgrades.upgrades_due)."""
     return upgrades.upgrades_due()
+
+
+@shared_task(name="billing.lifecycle_tick", ignore_result=True)
+def lifecycle_tick() -> None:
+    """Beat: dunning reminders, suspensions and removals that are due (billing/dunning.py)."""
+    report = dunning.lifecycle_tick()
+    logger.info("lifecycle: %s", report)

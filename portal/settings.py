@@ -163,6 +163,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "billing.context_processors.payment_notice",
             ],
         },
     },
@@ -294,6 +295,15 @@ STATUS_SYNC_INTERVAL = env_int("STATUS_SYNC_INTERVAL", 30)
 DRAIN_INTERVAL = env_int("DRAIN_INTERVAL", 30)
 # How long usage graph samples from PVE are kept before they are fetched again.
 USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
+
+# --- The billing lifecycle (days) --------------------------------------------------------------
+
+# Reminders while an invoice is past due, this many days after the first failed payment.
+DUNNING_REMINDER_DAYS = [int(day) for day in env_list("DUNNING_REMINDER_DAYS", "3,7")]
+# Past due this long (or Stripe's retries ended: `unpaid`), the server is suspended...
+DUNNING_SUSPEND_AFTER_DAYS = float(env("DUNNING_SUSPEND_AFTER_DAYS", "10"))
+# ...and suspended this long, the subscription ends and the server is removed.
+SUSPENSION_GRACE_DAYS = float(env("SUSPENSION_GRACE_DAYS", "14"))
 
 # --- Outside services ------------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ PROCESSES = {
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",
-        "--queues=operations,billing,maintenance,celery", "--loglevel=INFO", "--concurrency=2",
+        "--queues=operations,billing,maintenance,exports,celery",
+        "--loglevel=INFO", "--concurrency=2",
         "--schedule", os.path.join(VAR_DIR, "celerybeat-schedule"),
     ],
 }  # fmt: skip

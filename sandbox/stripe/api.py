@@ -142,6 +142,12 @@ class Api:
         r("GET", "/v1/balance_transactions/{id}", self.getter("balance_transaction"))
         r("GET", "/v1/payouts", self.list_of("payout", status="status"))
         r("GET", "/v1/payouts/{id}", self.getter("payout"))
+        r(
+            "GET",
+            "/v1/disputes",
+            self.list_of("dispute", charge="charge", payment_intent="payment_intent"),
+        )
+        r("GET", "/v1/disputes/{id}", self.getter("dispute"))
         r("GET", "/v1/events", self.list_of("event", type="type"))
         r("GET", "/v1/events/{id}", self.getter("event"))
         r("GET", "/v1/payment_intents/{id}", self.getter("payment_intent"))

@@ -6,6 +6,7 @@
 - `prorations.py`: prorations and the invoice preview
 - `invoices.py`: invoices, taxes, payment attempts; `cards.py`: what each test card does
 - `refunds.py`: refunds and credit notes; `clock.py`: the portal's card change, payouts, the clock
+- `disputes.py`: disputes (chargebacks) and failed payouts
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .cards import CARDS, card_error, check_card
 from .checkout import Checkout
 from .checkout_payments import CheckoutPayments
 from .clock import Clock
+from .disputes import Disputes
 from .invoices import Invoicing
 from .objects import Objects
 from .prorations import Prorations
@@ -33,6 +35,7 @@ class Billing(
     Prorations,
     Invoicing,
     Refunds,
+    Disputes,
     Clock,
 ):
     def __init__(self, store: Store, public_url: str):

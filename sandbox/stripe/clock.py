@@ -56,8 +56,10 @@ class Clock:
             if txn["available_on"] <= at and txn["status"] == "pending":
                 txn["status"] = "available"
             private = self.s.priv(txn["id"])
+            # Everything available is paid out (charges, refunds, dispute adjustments, failed
+            # refunds), except payouts and their failures themselves.
             if (
-                txn["type"] in ("charge", "refund")
+                txn["type"] not in ("payout", "payout_failure")
                 and txn["available_on"] <= at
                 and "payout" not in private
             ):

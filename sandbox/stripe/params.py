@@ -60,6 +60,8 @@ ROUTE_PARAMS = {
     ("GET", "/v1/balance_transactions/{id}"): "BalanceTransactionRetrieveParams",
     ("GET", "/v1/payouts"): "PayoutListParams",
     ("GET", "/v1/payouts/{id}"): "PayoutRetrieveParams",
+    ("GET", "/v1/disputes"): "DisputeListParams",
+    ("GET", "/v1/disputes/{id}"): "DisputeRetrieveParams",
     ("GET", "/v1/events"): "EventListParams",
     ("GET", "/v1/events/{id}"): "EventRetrieveParams",
     ("GET", "/v1/payment_intents/{id}"): "PaymentIntentRetrieveParams",

@@ -144,6 +144,16 @@ class StripeSandbox:
             self.billing.pay_on_page(invoice, card_number, "12 / 34" if card_number else "", "123")
             return invoice
 
+    def dispute(self, charge_id: str, reason: str = "fraudulent") -> dict:
+        """The cardholder disputes a charge: amount and dispute fee are withdrawn at once."""
+        with self.store.lock:
+            return self.billing.dispute(self.store.get(charge_id, "charge"), reason)
+
+    def fail_payout(self, payout_id: str, code: str = "account_closed") -> dict:
+        """The bank returns a paid payout: it fails, and its amount is back in the balance."""
+        with self.store.lock:
+            return self.billing.fail_payout(self.store.get(payout_id, "payout"), code)
+
     def deliveries(self) -> list[dict]:
         return self.webhooks.deliveries()
 
@@ -475,6 +485,10 @@ class _Handler(BaseHTTPRequestHandler):
                 200,
                 {"shuffle": sandbox.webhooks.shuffle, "concurrency": sandbox.webhooks.concurrency},
             )
+        elif (match := re.fullmatch(r"/charges/([\w]+)/dispute", route)) and method == "POST":
+            self._json(200, sandbox.dispute(match[1], params.get("reason") or "fraudulent"))
+        elif (match := re.fullmatch(r"/payouts/([\w]+)/fail", route)) and method == "POST":
+            self._json(200, sandbox.fail_payout(match[1], params.get("code") or "account_closed"))
         elif (match := re.fullmatch(r"/invoices/([\w]+)/pay", route)) and method == "POST":
             self._json(200, sandbox.pay_invoice(match[1], params.get("card_number", "")))
         else:
