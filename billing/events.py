@@ -1,165 +1,137 @@
-"""What a stored Stripe event does. Each handler re-reads the object from Stripe, so the end
-state is Stripe's current state whatever order, or how often, the deliveries came in."""
+"""What a stored Stripe event does. Each handler reads the objects the event is about from
+Stripe (outside any lock or transaction: a slow Stripe holds up nothing), then writes them in
+one transaction (billing/mirror.py), so the end state is Stripe's current state whatever order,
+or how often, the deliveries came in."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import ledger, notifications, stripe_client, upgrades
-from billing.models import BillingAccount, Order, StripeEvent, Subscription
-from billing.orders import OrderError, order_mark_paid
+from billing import ledger, mirror, stripe_client
+from billing.models import StripeEvent
 
 logger = logging.getLogger(__name__)
 
 PAID_SESSION = {"paid", "no_payment_required"}
-# A subscription in these states has been paid for at least once.
-PAID_SUBSCRIPTION = {"active", "trialing", "past_due", "unpaid"}
 
 
-def _order_for(subscription: dict) -> Order | None:
-    order_id = (subscription.get("metadata") or {}).get("order_id")
-    order = Order.objects.filter(pk=order_id).first() if order_id else None
-    if order is None:
-        order = Order.objects.filter(stripe_subscription_id=subscription["id"]).first()
-    if order is None:
-        return None
-    account = BillingAccount.objects.filter(user=order.owner_id).first()
-    if account is None or account.stripe_customer_id != subscription.get("customer"):
-        logger.warning(
-            "subscription %s names order %s of another customer; ignored",
-            subscription["id"],
-            order.pk,
+@dataclass(frozen=True)
+class Handler:
+    # Reads what the event is about from Stripe: {"started": when the reading began, ...}.
+    fetch: Callable[[dict], dict]
+    # Writes it (inside the transaction that marks the event processed).
+    apply: Callable[[dict, StripeEvent], None]
+
+
+def _started() -> dict:
+    return {"started": timezone.now()}
+
+
+def fetch_subscription(obj: dict) -> dict:
+    read = _started()
+    subscription = stripe_client.subscription_retrieve(obj["id"])
+    read["subscription"] = subscription
+    latest = subscription.get("latest_invoice")
+    if subscription.get("pending_update") and isinstance(latest, str):
+        read["latest_invoice"] = stripe_client.invoice_retrieve(latest)  # an upgrade's invoice
+    return read
+
+
+def apply_subscription(read: dict, event: StripeEvent | None) -> None:
+    if read.get("subscription"):
+        mirror.subscription_apply(
+            read["subscription"],
+            read["started"],
+            stripe_event_id=event.event_id if event else "",
+            latest_invoice=read.get("latest_invoice"),
         )
-        return None
-    return order
 
 
-def _serialize_on(key: str) -> None:
-    """Hold a transaction-wide lock on `key`, so two workers re-reading the same Stripe object
-    write their copies one after the other (the later read wins). SQLite writes are serial."""
-    if connection.vendor == "postgresql":
-        number = int.from_bytes(
-            hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True
-        )
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
+def fetch_checkout(obj: dict) -> dict:
+    session = stripe_client.checkout_session_retrieve(obj["id"])
+    if session.get("mode") != "subscription" or not session.get("subscription"):
+        return {}
+    if session.get("status") != "complete" or session.get("payment_status") not in PAID_SESSION:
+        return {}
+    return fetch_subscription({"id": session["subscription"]})
+
+
+def fetch_invoice(obj: dict) -> dict:
+    read = _started()
+    read["invoice"] = invoice = stripe_client.invoice_retrieve(obj["id"])
+    if subscription_id := ledger.subscription_of(invoice):
+        read.update(fetch_subscription({"id": subscription_id}), started=read["started"])
+    return read
+
+
+def apply_invoice(read: dict, event: StripeEvent) -> None:
+    mirror.invoice_apply(read["invoice"], read["started"], event)
+    apply_subscription(read, event)
+
+
+def fetch_refund(obj: dict) -> dict:
+    return {"refund": stripe_client.refund_retrieve(obj["id"])}
+
+
+def apply_refund(read: dict, event: StripeEvent) -> None:
+    ledger.refund_recorded(read["refund"], event.event_id)
+
+
+def fetch_credit_note(obj: dict) -> dict:
+    credit_note = stripe_client.credit_note_retrieve(obj["id"])
+    return {
+        "credit_note": credit_note,
+        "invoice": stripe_client.invoice_retrieve(credit_note["invoice"]),
+    }
+
+
+def apply_credit_note(read: dict, event: StripeEvent) -> None:
+    ledger.credit_note_recorded(read["credit_note"], read["invoice"], event.event_id)
 
 
 def subscription_refresh(subscription_id: str) -> None:
-    """Mirror Stripe's subscription; one that has been paid for also pays its order."""
-    _serialize_on(subscription_id)
-    subscription = stripe_client.subscription_retrieve(subscription_id)
-    order = _order_for(subscription)
-    if order is None:
-        logger.info("subscription %s is not one of our orders; ignored", subscription_id)
-        return
-    items = (subscription.get("items") or {}).get("data") or [{}]
-    item = items[0]
-    if subscription.get("status") in PAID_SUBSCRIPTION and not order.instance_id:
-        price = item.get("price") or {}
-        if price.get("id") != order.stripe_price_id:
-            # Not what the customer ordered (made outside our checkout): staff decide.
-            raise OrderError(
-                f"Subscription {subscription_id} pays {price.get('id')}, but order {order.pk} "
-                f"is for {order.stripe_price_id}; not building."
-            )
-        order_mark_paid(
-            order_id=order.pk,
-            subscription_id=subscription_id,
-            reason="Payment received; build queued.",
-        )
-    mirror = {
-        "order": order,
-        "owner_id": order.owner_id,
-        "stripe_price_id": (item.get("price") or {}).get("id", ""),
-        "status": subscription.get("status") or "",
-        "current_period_start": ledger.when(item.get("current_period_start")),
-        "current_period_end": ledger.when(item.get("current_period_end")),
-        "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
-        "canceled_at": ledger.when(subscription.get("canceled_at")),
-    }
-    Subscription.objects.update_or_create(
-        stripe_subscription_id=subscription_id,
-        defaults=mirror,
-        # It pays for the order's plan until an upgrade is applied (billing/upgrades.py).
-        create_defaults={**mirror, "plan_id": order.plan_id},
-    )
-    upgrades.upgrades_follow(subscription)
+    """Read a subscription from Stripe and mirror it now (beat and staff tools use this)."""
+    read = fetch_subscription({"id": subscription_id})
+    with transaction.atomic():
+        apply_subscription(read, None)
 
 
-def on_checkout_completed(obj: dict, event: StripeEvent) -> None:
-    session = stripe_client.checkout_session_retrieve(obj["id"])
-    if session.get("mode") != "subscription" or not session.get("subscription"):
-        return
-    if session.get("status") != "complete" or session.get("payment_status") not in PAID_SESSION:
-        return
-    subscription_refresh(session["subscription"])
-
-
-def on_invoice_changed(obj: dict, event: StripeEvent) -> None:
-    _serialize_on(obj["id"])
-    invoice = stripe_client.invoice_retrieve(obj["id"])
-    mirrored = ledger.invoice_mirror(invoice)
-    if event.type == "invoice.payment_failed" and mirrored and invoice.get("status") == "open":
-        # Once per failed attempt (this event is processed once), and only once committed.
-        next_attempt = ledger.when(invoice.get("next_payment_attempt"))
-        transaction.on_commit(
-            lambda: notifications.send_payment_failed(mirrored, next_attempt=next_attempt)
-        )
-    ledger.invoice_issued(invoice, event.event_id)
-    ledger.invoice_paid(invoice, event.event_id)
-    ledger.invoice_voided(invoice, event.event_id)
-    subscription_id = ledger.subscription_of(invoice)
-    if subscription_id:
-        subscription_refresh(subscription_id)
-
-
-def on_subscription_changed(obj: dict, event: StripeEvent) -> None:
-    subscription_refresh(obj["id"])
-
-
-def on_refund(obj: dict, event: StripeEvent) -> None:
-    ledger.refund_recorded(stripe_client.refund_retrieve(obj["id"]), event.event_id)
-
-
-def on_credit_note(obj: dict, event: StripeEvent) -> None:
-    credit_note = stripe_client.credit_note_retrieve(obj["id"])
-    invoice = stripe_client.invoice_retrieve(credit_note["invoice"])
-    ledger.credit_note_recorded(credit_note, invoice, event.event_id)
-
-
-HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
-    "checkout.session.completed": on_checkout_completed,
-    "checkout.session.async_payment_succeeded": on_checkout_completed,
-    "invoice.created": on_invoice_changed,
-    "invoice.finalized": on_invoice_changed,
-    "invoice.updated": on_invoice_changed,
-    "invoice.paid": on_invoice_changed,
-    "invoice.payment_succeeded": on_invoice_changed,
-    "invoice.payment_failed": on_invoice_changed,
-    "invoice.voided": on_invoice_changed,
-    "invoice.marked_uncollectible": on_invoice_changed,
-    "customer.subscription.created": on_subscription_changed,
-    "customer.subscription.updated": on_subscription_changed,
-    "customer.subscription.deleted": on_subscription_changed,
+CHECKOUT = Handler(fetch_checkout, apply_subscription)
+INVOICE = Handler(fetch_invoice, apply_invoice)
+SUBSCRIPTION = Handler(fetch_subscription, apply_subscription)
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": CHECKOUT,
+    "checkout.session.async_payment_succeeded": CHECKOUT,
+    "invoice.created": INVOICE,
+    "invoice.finalized": INVOICE,
+    "invoice.updated": INVOICE,
+    "invoice.paid": INVOICE,
+    "invoice.payment_succeeded": INVOICE,
+    "invoice.payment_failed": INVOICE,
+    "invoice.payment_action_required": INVOICE,
+    "invoice.voided": INVOICE,
+    "invoice.marked_uncollectible": INVOICE,
+    "customer.subscription.created": SUBSCRIPTION,
+    "customer.subscription.updated": SUBSCRIPTION,
+    "customer.subscription.deleted": SUBSCRIPTION,
     # An upgrade's pending update: applied once its invoice is paid, or dropped unpaid.
-    "customer.subscription.pending_update_applied": on_subscription_changed,
-    "customer.subscription.pending_update_expired": on_subscription_changed,
-    "refund.created": on_refund,
-    "refund.updated": on_refund,
-    "credit_note.created": on_credit_note,
+    "customer.subscription.pending_update_applied": SUBSCRIPTION,
+    "customer.subscription.pending_update_expired": SUBSCRIPTION,
+    "refund.created": Handler(fetch_refund, apply_refund),
+    "refund.updated": Handler(fetch_refund, apply_refund),
+    "credit_note.created": Handler(fetch_credit_note, apply_credit_note),
     # Finance exports: payouts with their balance transactions, and disputes (billing/ledger.py).
-    "payout.paid": ledger.on_payout,
-    "payout.failed": ledger.on_payout,
-    "charge.dispute.created": ledger.on_dispute,
-    "charge.dispute.funds_withdrawn": ledger.on_dispute,
+    "payout.paid": Handler(ledger.payout_read, ledger.payout_apply),
+    "payout.failed": Handler(ledger.payout_read, ledger.payout_apply),
+    "charge.dispute.created": Handler(ledger.dispute_read, ledger.dispute_apply),
+    "charge.dispute.funds_withdrawn": Handler(ledger.dispute_read, ledger.dispute_apply),
 }
 
 
@@ -193,15 +165,21 @@ def event_store(event: dict) -> tuple[StripeEvent, bool]:
 
 
 def event_process(event_pk: int) -> str:
-    """Run the event's handler once. Raises (for a retry) when Stripe is unreachable."""
+    """Run the event's handler once: read from Stripe, then write and mark it processed in one
+    transaction. Raises (for a retry) when Stripe is unreachable. Two workers on one event
+    both read; the first to write wins and the second finds it processed."""
+    event = StripeEvent.objects.get(pk=event_pk)
+    if event.processed_at:
+        return "already processed"
+    handler = HANDLERS.get(event.type)
     try:
+        read = handler.fetch(event.payload["data"]["object"]) if handler else {}
         with transaction.atomic():
             event = StripeEvent.objects.select_for_update().get(pk=event_pk)
             if event.processed_at:
                 return "already processed"
-            handler = HANDLERS.get(event.type)
             if handler is not None:
-                handler(event.payload["data"]["object"], event)
+                handler.apply(read, event)
             StripeEvent.objects.filter(pk=event_pk).update(
                 processed_at=timezone.now(),
                 attempts=F("attempts") + 1,
@@ -209,7 +187,7 @@ def event_process(event_pk: int) -> str:
                 last_error="",
             )
     except Exception as error:
-        StripeEvent.objects.filter(pk=event_pk).update(
+        StripeEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(
             attempts=F("attempts") + 1,
             last_attempt_at=timezone.now(),
             last_error=f"{type(error).__name__}: {error}"[:2000],

@@ -15,6 +15,7 @@ from accounts.models import SSHKey, User
 from accounts.services import profile_for
 from billing import catalog, stripe_client
 from billing.models import BillingAccount, Order, Plan
+from billing.transitions import Actor, BillingConflict, order_transition
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
 from instances import selectors as instance_selectors
 from instances.services import (
@@ -247,12 +248,21 @@ def order_cancel(order: Order) -> None:
         raise OrderError("Only an order awaiting payment can be cancelled.")
     if session := _open_session(order):
         stripe_client.checkout_session_expire(session["id"])
-    Order.objects.filter(pk=order.pk, status=Order.Status.AWAITING_PAYMENT).update(
-        status=Order.Status.CANCELED, updated_at=timezone.now()
-    )
+    try:
+        order_transition(
+            order_id=order.pk,
+            to=Order.Status.CANCELED,
+            reason="Cancelled by the customer before paying.",
+            actor=Actor.CUSTOMER,
+            actor_user=order.owner,
+        )
+    except BillingConflict as error:  # paid meanwhile: the server is on its way
+        raise OrderError("This order was paid meanwhile; your server is on its way.") from error
 
 
-def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Order:
+def order_mark_paid(
+    *, order_id: int, subscription_id: str, reason: str, stripe_event_id: str = ""
+) -> Order:
     """Record the payment and ask for the server, once, however often Stripe tells us.
 
     The order row lock serialises concurrent deliveries; Order.instance (unique) and the
@@ -267,9 +277,6 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
                 f"Order {order.pk} is already paid by {order.stripe_subscription_id}, "
                 f"not {subscription_id}."
             )
-        order.status = Order.Status.PAID
-        order.paid_at = order.paid_at or timezone.now()
-        order.stripe_subscription_id = subscription_id
         # Keys deleted between order and payment: the server gets the keys that are left and
         # a generated root password (shown once on the order page) rather than no access.
         keys = list(
@@ -282,7 +289,7 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
             logger.warning(
                 "order %s: %d ssh key(s) gone", order.pk, len(order.ssh_key_ids) - len(keys)
             )
-        order.instance = instance_create(
+        instance = instance_create(
             owner=order.owner,
             hostname=order.hostname,
             location=order.location,
@@ -293,7 +300,15 @@ def order_mark_paid(*, order_id: int, subscription_id: str, reason: str) -> Orde
             external_ref=order.external_ref,
             reason=reason,
         )
-        order.save()
+        order = order_transition(
+            order_id=order.pk,
+            to=Order.Status.PAID,
+            reason=f"Paid by {subscription_id}.",
+            stripe_event_id=stripe_event_id,
+            paid_at=order.paid_at or timezone.now(),
+            stripe_subscription_id=subscription_id,
+            instance=instance,
+        )
     logger.info("order %s paid (%s): server %s", order.pk, subscription_id, order.instance_id)
     return order
 

@@ -319,7 +319,9 @@ def downgrade_schedule(*, user: User, instance: Instance, plan_id: int) -> Upgra
 # --- Following Stripe: whoever sees the subscription first moves the upgrade on ---------------
 
 
-def upgrade_sync(upgrade_id: int, stripe_subscription: dict) -> Upgrade:
+def upgrade_sync(
+    upgrade_id: int, stripe_subscription: dict, *, latest_invoice: dict | None = None
+) -> Upgrade:
     """Bring an upgrade in line with Stripe's subscription: applied (the new price is on it),
     awaiting payment (a pending update), or expired (neither: Stripe dropped it)."""
     with transaction.atomic():
@@ -344,7 +346,8 @@ def upgrade_sync(upgrade_id: int, stripe_subscription: dict) -> Upgrade:
             upgrade.stripe_invoice_id = invoice_id
         upgrade.save()
     if upgrade.state == State.AWAITING_PAYMENT and upgrade.stripe_invoice_id:
-        invoice = stripe_client.invoice_retrieve(upgrade.stripe_invoice_id)
+        invoice = latest_invoice if (latest_invoice or {}).get("id") == invoice_id else None
+        invoice = invoice or stripe_client.invoice_retrieve(upgrade.stripe_invoice_id)
         Upgrade.objects.filter(pk=upgrade.pk).update(
             hosted_invoice_url=invoice.get("hosted_invoice_url") or ""
         )
@@ -354,15 +357,16 @@ def upgrade_sync(upgrade_id: int, stripe_subscription: dict) -> Upgrade:
     return upgrade
 
 
-def upgrades_follow(stripe_subscription: dict) -> None:
-    """A subscription changed at Stripe: its upgrade in flight follows (webhooks call this)."""
+def upgrades_follow(stripe_subscription: dict, *, latest_invoice: dict | None = None) -> None:
+    """A subscription changed at Stripe: its upgrade in flight follows (webhooks call this
+    with what they read, so nothing here waits on Stripe)."""
     live = Upgrade.objects.filter(
         subscription__stripe_subscription_id=stripe_subscription["id"],
         kind=Upgrade.Kind.UPGRADE,
         state__in=(State.REQUESTED, State.AWAITING_PAYMENT),
     ).first()
     if live is not None:
-        upgrade_sync(live.pk, stripe_subscription)
+        upgrade_sync(live.pk, stripe_subscription, latest_invoice=latest_invoice)
 
 
 def upgrade_apply(upgrade_id: int, now: datetime | None = None) -> Upgrade:

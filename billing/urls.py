@@ -20,5 +20,6 @@ urlpatterns = [
         name="upgrade_confirm",
     ),
     path("servers/<int:instance_id>/downgrade/", views.server_downgrade, name="downgrade"),
+    path("servers/<int:instance_id>/cancel/", views.server_cancel, name="cancel"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

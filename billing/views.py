@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.services import profile_is_complete
-from billing import orders, selectors, stripe_client, upgrades
+from billing import dunning, orders, selectors, stripe_client, upgrades
 from billing.events import EventRefused, event_store
 from billing.forms import OrderForm
 from billing.models import Order, Plan, Upgrade
@@ -315,3 +315,44 @@ def server_downgrade(request, instance_id: int):
     except (upgrades.UpgradeError, stripe_client.StripeError, ValueError) as error:
         messages.error(request, str(error) or "Choose one of the sizes offered.")
     return redirect("billing:upgrade", instance.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@never_cache
+def server_cancel(request, instance_id: int):
+    """Cancel a server: at the end of the paid period (undo until then) or now, no refund."""
+    instance = instance_selectors.server_of(request.user, instance_id)
+    try:
+        subscription = upgrades.subscription_for(request.user, instance)
+    except upgrades.UpgradeError as error:
+        messages.info(request, str(error))
+        return redirect("instances:detail", instance.pk)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "undo":
+                dunning.cancel_at_period_end(
+                    subscription=subscription, user=request.user, undo=True
+                )
+                messages.success(
+                    request, f"{instance.hostname} keeps running; nothing is cancelled."
+                )
+            elif action == "period_end":
+                dunning.cancel_at_period_end(subscription=subscription, user=request.user)
+                messages.success(request, f"{instance.hostname} is cancelled for the period's end.")
+            elif action == "now":
+                if request.POST.get("confirm_hostname", "").strip() != instance.hostname:
+                    raise dunning.CancelError(f"Type {instance.hostname} exactly to confirm.")
+                dunning.cancel_now(subscription=subscription, user=request.user)
+                messages.success(request, f"{instance.hostname} is cancelled and being deleted.")
+                return redirect("instances:detail", instance.pk)
+            else:
+                raise dunning.CancelError("Choose when to cancel.")
+        except (dunning.CancelError, stripe_client.StripeError) as error:
+            messages.error(request, str(error))
+        return redirect("billing:cancel", instance.pk)
+    subscription.refresh_from_db()
+    return render(
+        request, "billing/cancel.html", {"instance": instance, "subscription": subscription}
+    )

@@ -52,6 +52,7 @@ TABLE = {
     "billing:upgrade": Row("instance_id"),
     "billing:upgrade_confirm": Row("instance_id", "POST", {"quote": "x"}),
     "billing:downgrade": Row("instance_id", "POST", {"plan": 1}),
+    "billing:cancel": Row("instance_id", "POST", {"action": "now", "confirm_hostname": "web1"}),
 }
 # Answers anyone, by design: Stripe's signed webhook (the signature is the check).
 PUBLIC = {"billing:stripe_webhook"}
