@@ -1,45 +1,37 @@
 """EU VAT identification numbers: the format each member state uses.
 
-This checks the shape only (VIES would confirm the number is live; billing does that before
-granting a reverse charge). Patterns follow the European Commission's published VIES formats.
+The format (prefix, length, characters and each member state's check digits) is python-stdnum's
+(`stdnum.eu.vat`); the messages are ours. A well-formed number is not yet a registered one
+(VIES would confirm that).
 """
 
 from __future__ import annotations
 
 import re
 
-# Prefix as written on a VAT ID (Greece uses EL, not GR) → pattern for what follows it.
-_FORMATS = {
-    "AT": r"U\d{8}",
-    "BE": r"[01]\d{9}",
-    "BG": r"\d{9,10}",
-    "CY": r"\d{8}[A-Z]",
-    "CZ": r"\d{8,10}",
-    "DE": r"\d{9}",
-    "DK": r"\d{8}",
-    "EE": r"\d{9}",
-    "EL": r"\d{9}",
-    "ES": r"[A-Z0-9]\d{7}[A-Z0-9]",
-    "FI": r"\d{8}",
-    "FR": r"[A-HJ-NP-Z0-9]{2}\d{9}",
-    "HR": r"\d{11}",
-    "HU": r"\d{8}",
-    "IE": r"\d{7}[A-W][A-I]?|\d[A-Z+*]\d{5}[A-W]",
-    "IT": r"\d{11}",
-    "LT": r"\d{9}|\d{12}",
-    "LU": r"\d{8}",
-    "LV": r"\d{11}",
-    "MT": r"\d{8}",
-    "NL": r"\d{9}B\d{2}",
-    "PL": r"\d{10}",
-    "PT": r"\d{9}",
-    "RO": r"[1-9]\d{1,9}",
-    "SE": r"\d{10}01",
-    "SI": r"\d{8}",
-    "SK": r"\d{10}",
-}
-_PREFIX_FOR_COUNTRY = {"GR": "EL"}
-EU_COUNTRIES = frozenset("GR" if code == "EL" else code for code in _FORMATS)
+from stdnum.eu import vat as stdnum_vat
+from stdnum.exceptions import InvalidChecksum, ValidationError
+
+# Prefix as written on a VAT ID (Greece uses EL, not GR) → ISO country of the billing address.
+_COUNTRY_FOR_PREFIX = {
+    "AT": "AT", "BE": "BE", "BG": "BG", "CY": "CY", "CZ": "CZ", "DE": "DE", "DK": "DK",
+    "EE": "EE", "EL": "GR", "ES": "ES", "FI": "FI", "FR": "FR", "HR": "HR", "HU": "HU",
+    "IE": "IE", "IT": "IT", "LT": "LT", "LU": "LU", "LV": "LV", "MT": "MT", "NL": "NL",
+    "PL": "PL", "PT": "PT", "RO": "RO", "SE": "SE", "SI": "SI", "SK": "SK",
+}  # fmt: skip
+_PREFIX_FOR_COUNTRY = {country: prefix for prefix, country in _COUNTRY_FOR_PREFIX.items()}
+EU_COUNTRIES = frozenset(_COUNTRY_FOR_PREFIX.values())
+
+# One made-up example per prefix that passes its country's check digits, shown in messages.
+EXAMPLES = {
+    "AT": "ATU12345675", "BE": "BE0123456056", "BG": "BG123456786", "CY": "CY20123456L",
+    "CZ": "CZ12345679", "DE": "DE123456788", "DK": "DK12345674", "EE": "EE123456780",
+    "EL": "EL123456783", "ES": "ESA12345674", "FI": "FI12345671", "FR": "FR44732829320",
+    "HR": "HR12345678903", "HU": "HU12345676", "IE": "IE1234567T", "IT": "IT01234560017",
+    "LT": "LT123456789011", "LU": "LU12345613", "LV": "LV41234567891", "MT": "MT12345634",
+    "NL": "NL123456782B01", "PL": "PL1234567802", "PT": "PT123456789", "RO": "RO1234565",
+    "SE": "SE123456789701", "SI": "SI12345679", "SK": "SK1234567807",
+}  # fmt: skip
 
 
 class InvalidVATID(ValueError):
@@ -47,7 +39,7 @@ class InvalidVATID(ValueError):
 
 
 def normalise_vat_id(raw: str) -> str:
-    return re.sub(r"[\s.\-]", "", raw or "").upper()
+    return re.sub(r"[\s.\-/]", "", raw or "").upper()
 
 
 def validate_vat_id(raw: str, country: str) -> str:
@@ -55,31 +47,24 @@ def validate_vat_id(raw: str, country: str) -> str:
     country = (country or "").upper()
     if country not in EU_COUNTRIES:
         raise InvalidVATID("An EU VAT ID only applies to a billing address in the EU.")
-    prefix = _PREFIX_FOR_COUNTRY.get(country, country)
+    prefix = _PREFIX_FOR_COUNTRY[country]
+    example = EXAMPLES[prefix]
     value = normalise_vat_id(raw)
     if not value.startswith(prefix):
+        raise InvalidVATID(f"A VAT ID for this country starts with {prefix}, e.g. {example}.")
+    # stdnum would read other scripts' digits (fullwidth, Arabic-Indic) as 0-9; a VAT ID has
+    # only ASCII letters and digits, and is stored and sent on as such.
+    if not re.fullmatch(r"[A-Z0-9+*]+", value):
+        raise InvalidVATID(f"A VAT ID has only the letters A-Z and the digits 0-9, e.g. {example}.")
+    try:
+        stdnum_vat.validate(value)
+    except InvalidChecksum:
         raise InvalidVATID(
-            f"A VAT ID for this country starts with {prefix}, e.g. {prefix}{_example(prefix)}."
-        )
-    if not re.fullmatch(_FORMATS[prefix], value[len(prefix) :]):
+            f"{value} is not a valid {prefix} VAT ID: its check digits do not match. Copy it "
+            f"from your VAT registration; it must look like {example}."
+        ) from None
+    except ValidationError:
         raise InvalidVATID(
-            f"This does not look like a {prefix} VAT ID; expected something like "
-            f"{prefix}{_example(prefix)}."
-        )
+            f"This does not look like a {prefix} VAT ID: it must look like {example}."
+        ) from None
     return value
-
-
-# One well-formed (made-up) example per prefix, shown in error messages.
-_EXAMPLES = {
-    "AT": "U12345678", "BE": "0123456789", "BG": "123456789", "CY": "12345678L",
-    "CZ": "12345678", "DE": "123456789", "DK": "12345678", "EE": "123456789",
-    "EL": "123456789", "ES": "A1234567B", "FI": "12345678", "FR": "AB123456789",
-    "HR": "12345678901", "HU": "12345678", "IE": "1234567T", "IT": "12345678901",
-    "LT": "123456789", "LU": "12345678", "LV": "12345678901", "MT": "12345678",
-    "NL": "123456789B01", "PL": "1234567890", "PT": "123456789", "RO": "1234567",
-    "SE": "123456789001", "SI": "12345678", "SK": "1234567890",
-}  # fmt: skip
-
-
-def _example(prefix: str) -> str:
-    return _EXAMPLES[prefix]
