@@ -330,6 +330,24 @@ STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 12)
 SELLER_COUNTRY = env("SELLER_COUNTRY", "DE").upper()
 CURRENCY = env("CURRENCY", "EUR").upper()
 
+# --- EU VAT IDs (VIES) -----------------------------------------------------------------------
+
+# The EU's VAT ID service (accounts/vies.py); unset means the real one, ec.europa.eu.
+VIES_API_BASE = env("VIES_API_BASE")
+# The seller's own VAT ID, named as requester so that VIES gives a consultation number, the
+# evidence kept for each reverse charge. Empty: VIES still answers, without one.
+SELLER_VAT_ID = env("SELLER_VAT_ID").replace(" ", "").upper()
+# Seconds VIES may take: while the customer saves the profile, and when beat asks.
+VIES_REQUEST_TIMEOUT = float(env("VIES_REQUEST_TIMEOUT", "3"))
+VIES_TIMEOUT = float(env("VIES_TIMEOUT", "10"))
+# After VIES gave no answer beat asks again after this long, doubling up to VIES_RETRY_MAX (s)...
+VIES_RETRY_BASE = env_int("VIES_RETRY_BASE", 300)
+VIES_RETRY_MAX = env_int("VIES_RETRY_MAX", 6 * 3600)
+# ...and it asks again about a confirmed VAT ID this many days after VIES confirmed it.
+VIES_RECHECK_DAYS = env_int("VIES_RECHECK_DAYS", 365)
+# How often beat looks for VAT IDs due (s).
+VIES_RECHECK_INTERVAL = env_int("VIES_RECHECK_INTERVAL", 300)
+
 # --- Security --------------------------------------------------------------------------------
 
 SECURE_CSP = {

@@ -1,12 +1,13 @@
 """The dev runner behind `make run`: starts every process the demo needs and stops them together.
 
-Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py) and the Stripe sandbox
-(sandbox/stripe/) first; once the Stripe sandbox answers, `seed_demo` (demo users, the demo
-cluster's rows, the catalog pushed to the sandbox); then the Django dev server and a Celery worker
-with beat. Ctrl-C (or any process dying) stops all of them.
+Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py), the Stripe sandbox
+(sandbox/stripe/) and the VIES stand-in (sandbox/vies.py) first; once the Stripe sandbox answers,
+`seed_demo` (demo users, the demo cluster's rows, the catalog pushed to the sandbox); then the
+Django dev server and a Celery worker with beat. Ctrl-C (or any process dying) stops all of them.
 
 The portal is pointed at the sandbox the way it would be pointed at Stripe: STRIPE_API_BASE,
-STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET in the environment (defaults below unless set).
+STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET in the environment (defaults below unless set); and
+at the VIES stand-in with VIES_API_BASE (and the demo seller's SELLER_VAT_ID) unless it is set.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
 
 STRIPE_PORT = os.environ.get("STRIPE_SANDBOX_PORT", "12111")
+VIES_PORT = os.environ.get("VIES_SANDBOX_PORT", "12112")
+VIES_ENV = {
+    "VIES_API_BASE": f"http://127.0.0.1:{VIES_PORT}/rest-api",
+    # The demo seller's VAT ID, registered in the stand-in: VIES gives consultation numbers.
+    "SELLER_VAT_ID": "DE123456788",
+}
 STRIPE_ENV = {
     "STRIPE_API_BASE": f"http://127.0.0.1:{STRIPE_PORT}",
     "STRIPE_SECRET_KEY": "sk_test_sandbox",
@@ -39,6 +46,7 @@ STAND_INS = {
         "--webhook-url", WEBHOOK_URL,
         "--state-file", os.path.join(VAR_DIR, "stripe-sandbox.pickle"),
     ],
+    "vies": [PYTHON, "-m", "sandbox.vies", "serve", "--port", VIES_PORT],
 }  # fmt: skip
 SEED = [
     PYTHON, "manage.py", "seed_demo",
@@ -68,6 +76,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     if not os.environ.get("STRIPE_SECRET_KEY"):  # no real Stripe configured: the sandbox
         os.environ.update(STRIPE_ENV)
+    if not os.environ.get("VIES_API_BASE"):  # no VIES configured: the stand-in
+        os.environ["VIES_API_BASE"] = VIES_ENV["VIES_API_BASE"]
+        if not os.environ.get("SELLER_VAT_ID"):
+            os.environ["SELLER_VAT_ID"] = VIES_ENV["SELLER_VAT_ID"]
     # The sandbox signs webhooks with the secret the portal checks.
     STAND_INS["stripe"] += ["--webhook-secret", os.environ["STRIPE_WEBHOOK_SECRET"]]
 
