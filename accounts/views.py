@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services
+from accounts import services, vat
 from accounts.forms import ProfileForm, SSHKeyForm
 from accounts.models import SSHKey
 from accounts.sshkeys import InvalidSSHKey
@@ -29,22 +29,68 @@ def overview(request):
 @require_http_methods(["GET", "POST"])
 def profile(request):
     instance = services.profile_for(request.user)
+    previous_vat_id = instance.vat_id if instance else ""
     form = ProfileForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
-        form.instance.user = request.user
-        form.save()
-        messages.success(request, "Your profile is saved.")
+        saved = form.save(commit=False)
+        saved.user = request.user
+        if instance is None:
+            saved.save()
+        else:  # only what the form edits: beat may be writing the VAT ID's status meanwhile
+            saved.save(update_fields=[*ProfileForm.Meta.fields, "updated_at"])
+        vat_id_changed = saved.vat_id != previous_vat_id
+        if vat_id_changed:  # asks VIES now, briefly; beat asks again if it does not answer
+            saved = vat.vat_id_changed(profile_id=saved.pk)
+        _say_saved(request, saved, vat_id_changed=vat_id_changed)
         next_url = request.POST.get("next", "")
         if url_has_allowed_host_and_scheme(
             next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         ):
             return redirect(next_url)
         return redirect("accounts:overview")
+    saved_profile = services.profile_for(request.user) if request.method == "POST" else instance
     return render(
         request,
         "accounts/profile.html",
-        {"form": form, "next": request.GET.get("next", request.POST.get("next", ""))},
+        {
+            "form": form,
+            # As saved (the form's instance holds what was just typed, maybe refused).
+            "profile": saved_profile,
+            "reverse_charge": bool(saved_profile) and vat.reverse_charge_applies(saved_profile),
+            "next": request.GET.get("next", request.POST.get("next", "")),
+        },
     )
+
+
+def _say_saved(request, profile, *, vat_id_changed: bool) -> None:
+    """What the save means for the customer's invoices, when the VAT ID changed."""
+    Status = profile.VatIdStatus
+    if not vat_id_changed or not profile.vat_id:
+        messages.success(request, "Your profile is saved.")
+    elif profile.vat_id_status == Status.CONFIRMED:
+        messages.success(
+            request,
+            f"Your profile is saved. VIES confirmed the VAT ID {profile.vat_id}"
+            + (f" ({profile.vat_id_name})" if profile.vat_id_name else "")
+            + (
+                ": your invoices are reverse-charged."
+                if vat.reverse_charge_applies(profile)
+                else "."
+            ),
+        )
+    elif profile.vat_id_status == Status.INVALID:
+        messages.warning(
+            request,
+            f"Your profile is saved, but VIES says {profile.vat_id} is not a valid VAT ID, so "
+            "VAT is charged. Check the number against your VAT registration.",
+        )
+    else:
+        messages.warning(
+            request,
+            f"Your profile is saved. VIES, the EU's VAT ID service, could not be reached to "
+            f"confirm {profile.vat_id}; until it does, VAT is charged. We ask VIES again "
+            "automatically.",
+        )
 
 
 @login_required

@@ -3,7 +3,9 @@
 DESIGN.md "Money": the seller is established in `SELLER_COUNTRY` (Germany by default).
 - domestic: a customer in the seller's country pays the seller's rate, business or not;
 - EU B2C: a consumer elsewhere in the EU pays their own country's rate (the OSS scheme);
-- reverse charge: an EU business with a VAT ID pays no VAT; the customer accounts for it;
+- reverse charge: an EU business whose VAT ID VIES confirmed (accounts/vat.py) pays no VAT;
+  the customer accounts for it. A VAT ID that is only well-formed, VIES refused, or VIES could
+  not check yet (it is down) pays the customer's VAT until VIES confirms it;
 - outside the EU: no EU VAT.
 
 Amounts are integer cents; VAT is computed per invoice line and rounded half up, as the line
@@ -89,22 +91,22 @@ class VatSituation:
         )
 
 
-def situation_for(country: str, vat_id: str = "") -> VatSituation:
+def situation_for(country: str, vat_id: str = "", *, confirmed: bool = False) -> VatSituation:
     """The VAT treatment for a customer billed in `country` (ISO alpha-2), with an optional
-    EU VAT ID (already checked for its country's format by the profile form)."""
+    EU VAT ID: it reverse-charges only when VIES `confirmed` it."""
     country = (country or "").upper()
     seller = settings.SELLER_COUNTRY
     if country == seller:
         return VatSituation(DOMESTIC, country, STANDARD_RATES[seller], vat_id)
     if country in EU_COUNTRIES:
-        if vat_id:
+        if vat_id and confirmed:
             return VatSituation(REVERSE_CHARGE, country, Decimal("0"), vat_id)
-        return VatSituation(EU_B2C, country, STANDARD_RATES[country])
+        return VatSituation(EU_B2C, country, STANDARD_RATES[country], vat_id)
     return VatSituation(OUTSIDE_EU, country, Decimal("0"))
 
 
 def situation_of(profile: CustomerProfile) -> VatSituation:
-    return situation_for(str(profile.country), profile.vat_id)
+    return situation_for(str(profile.country), profile.vat_id, confirmed=profile.vat_id_confirmed)
 
 
 def vat_cents(net_cents: int, rate: Decimal) -> int:

@@ -54,6 +54,7 @@ ROUTES = {
     "instances.drain_nodes": "maintenance",
     "instances.planned_reboots": "maintenance",
     "billing.upgrades_due": "maintenance",
+    "accounts.recheck_vat_ids": "maintenance",
     "billing.lifecycle_tick": "maintenance",
 }
 
@@ -106,6 +107,10 @@ def configure(app: Celery) -> None:
             "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
             "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
             "upgrades-due": {"task": "billing.upgrades_due", "schedule": 60.0},
+            "recheck-vat-ids": {
+                "task": "accounts.recheck_vat_ids",
+                "schedule": settings.VIES_RECHECK_INTERVAL,
+            },
             "lifecycle": {"task": "billing.lifecycle_tick", "schedule": 300.0},
         },
     )

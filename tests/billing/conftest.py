@@ -85,7 +85,15 @@ def french(db):
 
 @pytest.fixture
 def french_business(db):
-    return customer("compta@example.fr", "FR", "FRXX123456789", company="Exemple SARL")
+    """Registered in the VIES stand-in, and VIES confirmed it: reverse charge."""
+    return customer(
+        "compta@example.fr",
+        "FR",
+        "FR44732829320",
+        company="Exemple SARL",
+        vat_id_status="confirmed",
+        vat_id_consultation="WAPIexample00001",
+    )
 
 
 @pytest.fixture
