@@ -158,6 +158,7 @@ def customer_for(user: User) -> str:
     if account:
         try:
             stripe_client.customer_update(account.stripe_customer_id, params=params)
+            _tax_ids_sync(account.stripe_customer_id, _stripe_vat_id(profile_for(user)))
             return account.stripe_customer_id
         except stripe_client.StripeError as error:
             if error.code != "resource_missing":
@@ -166,7 +167,7 @@ def customer_for(user: User) -> str:
             logger.warning("user %s: Stripe customer %s is gone; making a new one", user.pk, gone)
     # One key per (user, customer replaced): concurrent first checkouts get the same customer.
     after = f"-after-{account.stripe_customer_id}" if account else ""
-    vat_id = params["metadata"]["vat_id"]
+    vat_id = _stripe_vat_id(profile_for(user))
     if vat_id:  # printed on Stripe's invoices (a reverse-charge invoice must name it)
         params = params | {"tax_id_data": [{"type": "eu_vat", "value": vat_id}]}
     customer = stripe_client.customer_create(
@@ -176,6 +177,50 @@ def customer_for(user: User) -> str:
         user=user, defaults={"stripe_customer_id": customer["id"]}
     )
     return customer["id"]
+
+
+def _stripe_vat_id(profile) -> str:
+    """The VAT ID Stripe prints on the customer's invoices: theirs, unless VIES refused it."""
+    if profile is None or profile.vat_id_status == profile.VatIdStatus.INVALID:
+        return ""
+    return profile.vat_id
+
+
+def customer_tax_sync(*, user_id: int) -> None:
+    """The VAT ID (or what VIES says of it) changed: the customer's Stripe record gets their
+    tax status and VAT ID, if they have one yet (a first checkout creates it with both)."""
+    account = BillingAccount.objects.select_related("user").filter(user_id=user_id).first()
+    if account is None:
+        return
+    customer_id = account.stripe_customer_id
+    stripe_client.customer_update(customer_id, params=_customer_params(account.user))
+    _tax_ids_sync(customer_id, _stripe_vat_id(profile_for(account.user)))
+
+
+def _tax_ids_sync(customer_id: str, vat_id: str) -> None:
+    """The customer's eu_vat tax IDs in Stripe become `vat_id` (or none): the new one is added
+    before the old ones go, so an invoice made meanwhile still names one."""
+    current = [
+        tax_id
+        for tax_id in stripe_client.customer_tax_ids_list(customer_id)
+        if tax_id.get("type") == "eu_vat"
+    ]
+    if vat_id and all(tax_id.get("value") != vat_id for tax_id in current):
+        replaced = "-".join(tax_id["id"] for tax_id in current) or "none"
+        stripe_client.customer_tax_id_create(
+            customer_id,
+            tax_type="eu_vat",
+            value=vat_id,
+            idempotency_key=f"{customer_id}-eu-vat-{vat_id}-replacing-{replaced}",
+        )
+    for tax_id in current:
+        if tax_id.get("value") == vat_id:
+            continue
+        try:
+            stripe_client.customer_tax_id_delete(customer_id, tax_id["id"])
+        except stripe_client.StripeError as error:
+            if error.code != "resource_missing":  # gone already: what we wanted
+                raise
 
 
 def _open_session(order: Order) -> dict | None:

@@ -155,6 +155,31 @@ def customer_update(customer_id: str, *, params: dict) -> dict:
     return _call("customer update", _client().v1.customers.update, customer_id, params=params)
 
 
+def customer_tax_ids_list(customer_id: str) -> list[dict]:
+    """The customer's tax IDs (Stripe keeps at most 25, so one page holds them all)."""
+    page = _call(
+        "tax ids list", _client().v1.customers.tax_ids.list, customer_id, params={"limit": 100}
+    )
+    return page.get("data") or []
+
+
+def customer_tax_id_create(
+    customer_id: str, *, tax_type: str, value: str, idempotency_key: str
+) -> dict:
+    """Add a tax ID (`eu_vat`: printed on the customer's invoices); Stripe checks its format."""
+    return _call(
+        "tax id create",
+        _client().v1.customers.tax_ids.create,
+        customer_id,
+        params={"type": tax_type, "value": value},
+        options=_options(idempotency_key),
+    )
+
+
+def customer_tax_id_delete(customer_id: str, tax_id: str) -> dict:
+    return _call("tax id delete", _client().v1.customers.tax_ids.delete, customer_id, tax_id)
+
+
 def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
     return _call(
         "checkout create",

@@ -10,13 +10,16 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from accounts.vat import vat_id_updated
 from billing import dunning, upgrades
 from billing.events import event_process
 from billing.ledger import LedgerNotReady
 from billing.models import StripeEvent
+from billing.orders import customer_tax_sync
 from billing.stripe_client import StripeError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,31 @@ def upgrades_due() -> int:
     """Beat: paid upgrades whose server was busy, downgrades whose period began, and upgrades
     whose payment window Stripe closed (upgrades.upgrades_due)."""
     return upgrades.upgrades_due()
+
+
+@shared_task(name="billing.sync_customer_tax", bind=True, max_retries=8)
+def sync_customer_tax(self, user_id: int) -> str:
+    """A changed VAT ID (or what VIES says of it) to the customer's Stripe record."""
+    try:
+        customer_tax_sync(user_id=user_id)
+    except StripeError as error:
+        if error.transient and self.request.retries < self.max_retries:
+            delay = min(300, 2 ** (self.request.retries + 1)) + random.uniform(0, 1)
+            raise self.retry(exc=error, countdown=delay) from error
+        # Refused, or retries ran out: the customer's next checkout pushes it again.
+        logger.error("user %s: VAT ID not pushed to Stripe: %s", user_id, error)
+        return f"failed: {error}"
+    return "ok"
+
+
+@receiver(vat_id_updated)
+def _vat_id_updated(sender, profile, **kwargs) -> None:
+    """accounts sends this once the change is committed; queue the push without waiting on a
+    broker that is down (the next checkout pushes the VAT ID anyway)."""
+    try:
+        sync_customer_tax.apply_async((profile.user_id,), retry=False)
+    except KombuOperationalError as error:
+        logger.warning("user %s: VAT ID push not queued (%s)", profile.user_id, error)
 
 
 @shared_task(name="billing.lifecycle_tick", ignore_result=True)

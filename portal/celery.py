@@ -47,6 +47,7 @@ ROUTES = {
     "instances.advance_operation": "operations",
     "instances.refresh_usage": "operations",
     "billing.process_stripe_event": "billing",
+    "billing.sync_customer_tax": "billing",
     "instances.reap_operations": "maintenance",
     "instances.sync_status": "maintenance",
     "billing.retry_stripe_events": "maintenance",

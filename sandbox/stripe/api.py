@@ -16,6 +16,8 @@ from .billing import Billing
 from .objects import as_bool, as_int
 from .params import check as check_params
 from .store import Store, StripeError, missing, no_such
+from .tax_ids import TaxIds
+from .tax_ids import check as check_tax_id
 
 # -- parameters ------------------------------------------------------------------------
 
@@ -65,12 +67,17 @@ class Api:
     def __init__(self, store: Store, billing: Billing):
         self.s = store
         self.b = billing
+        self.tax_ids = TaxIds(store)
         self.routes: list[Route] = []
         r = self._route
         r("POST", "/v1/customers", self.create_customer)
         r("GET", "/v1/customers", self.list_of("customer", email="email"))
         r("GET", "/v1/customers/{id}", self.getter("customer"))
         r("POST", "/v1/customers/{id}", self.update_customer)
+        r("POST", "/v1/customers/{id}/tax_ids", self.create_tax_id)
+        r("GET", "/v1/customers/{id}/tax_ids", self.list_tax_ids)
+        r("GET", "/v1/customers/{id}/tax_ids/{tax_id}", self.get_tax_id)
+        r("DELETE", "/v1/customers/{id}/tax_ids/{tax_id}", self.delete_tax_id)
         r("POST", "/v1/products", self.create_product)
         r("GET", "/v1/products", self.list_of("product", active="active"))
         r("GET", "/v1/products/{id}", self.getter("product"))
@@ -155,7 +162,7 @@ class Api:
         r("GET", "/v1/payment_methods/{id}", self.getter("payment_method"))
 
     def _route(self, method: str, template: str, handler: Callable[..., Any]) -> None:
-        pattern = re.compile("^" + template.replace("{id}", "(?P<id>[^/]+)") + "$")
+        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
         self.routes.append((method, template, pattern, handler))
 
     def handle(self, method: str, path: str, params: dict) -> tuple[int, Any]:
@@ -184,7 +191,7 @@ class Api:
         )
 
     # Fields Stripe leaves out unless asked for with expand[] (basil and later).
-    INCLUDABLE = {"invoice": ("payments",)}
+    INCLUDABLE = {"invoice": ("payments",), "customer": ("tax_ids",)}
 
     def hide_includable(self, result: Any, expand: list[str]) -> None:
         objects = result.get("data", []) if result.get("object") == "list" else [result]
@@ -279,7 +286,30 @@ class Api:
 
     def create_customer(self, p: dict) -> dict:
         self._check_tax_exempt(p)
-        return self.b.o.customer(p)
+        entries = p.get("tax_id_data") or []
+        tax_ids = [
+            check_tax_id(entry.get("type"), entry.get("value"), f"tax_id_data[{n}]")
+            for n, entry in enumerate(entries if isinstance(entries, list) else [entries])
+            if isinstance(entry, dict)
+        ]
+        customer = self.b.o.customer(p)
+        self.tax_ids.held(customer)  # an empty list until one is added, as Stripe shows it
+        for tax_type, value in tax_ids:
+            self.tax_ids.add(customer, tax_type, value)
+        return customer
+
+    def create_tax_id(self, p: dict, id: str) -> dict:
+        return self.tax_ids.create(self.s.get(id, "customer"), p)
+
+    def list_tax_ids(self, p: dict, id: str) -> dict:
+        customer = self.s.get(id, "customer")
+        return self.page(p, self.tax_ids.listing(customer), f"/v1/customers/{id}/tax_ids")
+
+    def get_tax_id(self, p: dict, id: str, tax_id: str) -> dict:
+        return self.tax_ids.get(self.s.get(id, "customer"), tax_id)
+
+    def delete_tax_id(self, p: dict, id: str, tax_id: str) -> dict:
+        return self.tax_ids.delete(self.s.get(id, "customer"), tax_id)
 
     @staticmethod
     def _check_tax_exempt(p: dict) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .store import Store, lst
+from .tax_ids import invoice_tax_ids
 
 
 class InvoiceObjects:
@@ -126,7 +127,7 @@ class InvoiceObjects:
             "customer_phone": customer["phone"],
             "customer_shipping": None,
             "customer_tax_exempt": customer["tax_exempt"],
-            "customer_tax_ids": [],
+            "customer_tax_ids": invoice_tax_ids(customer),
             "default_payment_method": None,
             "default_source": None,
             "default_tax_rates": [],

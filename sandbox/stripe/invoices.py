@@ -23,6 +23,7 @@ from .cards import (
 from .checkout_payments import IBANS, SEPA_SUCCEEDS
 from .objects import Objects, round_half_up
 from .store import Store, StripeError, diff
+from .tax_ids import invoice_tax_ids
 
 SEPA_SETTLE_SECONDS = 180  # test IBANs settle after about three minutes on Stripe
 SEPA_FEE = 35
@@ -125,6 +126,7 @@ class Invoicing:
         invoice.update(
             status="open",
             number=f"{customer['invoice_prefix']}-{seq:04d}",
+            customer_tax_ids=invoice_tax_ids(customer),  # kept as they are now from here on
             effective_at=now,
             automatically_finalizes_at=None,
             hosted_invoice_url=f"{self.public_url}/i/{invoice['id']}",
