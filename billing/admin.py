@@ -3,16 +3,18 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import path
 
-from billing import catalog, stripe_client
+from billing import (
+    admin_subscriptions,  # noqa: F401 - registers subscriptions and invoices
+    catalog,
+    stripe_client,
+)
 from billing.models import (
     BillingAccount,
     ExportRun,
-    Invoice,
     LedgerEntry,
     Order,
     Plan,
     StripeEvent,
-    Subscription,
     TaxRate,
     money,
 )
@@ -88,24 +90,6 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ["stripe_subscription_id", "owner", "order", "status", "current_period_end"]
-    list_filter = ["status"]
-    search_fields = ["stripe_subscription_id", "owner__email"]
-
-
-@admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ["number", "owner", "status", "total", "issued_at"]
-    list_filter = ["status"]
-    search_fields = ["number", "stripe_invoice_id", "owner__email"]
-
-    @admin.display(description="total")
-    def total(self, invoice: Invoice) -> str:
-        return money(invoice.total_cents, invoice.currency)
 
 
 @admin.register(LedgerEntry)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from billing import lifecycle, notifications, stripe_client
+from billing import credits, lifecycle, notifications, stripe_client
 from billing.events import subscription_refresh
 from billing.models import BillingEvent, Invoice, Subscription
 from billing.transitions import Actor
@@ -192,8 +192,8 @@ def unused_share(subscription: Subscription, now: datetime | None = None) -> Dec
 
 
 def _refund_unused(subscription: Subscription, staff: User) -> int:
-    """A credit note with a refund for the unused part of the last paid invoice: each of its
-    lines credited by that share, with its share of VAT (the ledger books both)."""
+    """A credit note with a refund for the unused part of the paid period: the subscription's
+    line of its last paid invoice, by that share, with its share of VAT."""
     invoice = (
         Invoice.objects.filter(
             stripe_subscription_id=subscription.stripe_subscription_id, status="paid"
@@ -202,37 +202,18 @@ def _refund_unused(subscription: Subscription, staff: User) -> int:
         .first()
     )
     share = unused_share(subscription)
-    if invoice is None or share <= 0:
+    if invoice is None or share <= 0 or subscription.current_period_end is None:
         return 0
-    lines, total = [], 0
-    stripe_invoice = stripe_client.invoice_retrieve(invoice.stripe_invoice_id)
-    for line in (stripe_invoice.get("lines") or {}).get("data") or []:
-        part = _cents(Decimal(line.get("amount") or 0) * share)
-        if (
-            part <= 0
-            or line.get("period", {}).get("end", 0) < subscription.current_period_end.timestamp()
-        ):
-            continue  # a one-off line (the setup fee) or an earlier period's is not refunded
-        taxes = sum(
-            _cents(Decimal(t["amount"]) * part / line["amount"]) for t in line.get("taxes") or []
+    try:
+        return credits.credit_note_issue(
+            invoice=invoice,
+            reason="order_change",
+            method=credits.REFUND,
+            memo="Unused part of the period, refunded on cancellation.",
+            staff=staff,
+            share=share,
+            period_end=int(subscription.current_period_end.timestamp()),
         )
-        lines.append({"type": "invoice_line_item", "invoice_line_item": line["id"], "amount": part})
-        total += part + taxes
-    if not lines:
+    except credits.CreditError as error:
+        logger.info("subscription %s: no refund (%s)", subscription.pk, error)
         return 0
-    stripe_client.credit_note_create(
-        params={
-            "invoice": invoice.stripe_invoice_id,
-            "lines": lines,
-            "refund_amount": total,
-            "reason": "order_change",
-            "memo": "Unused part of the period, refunded on cancellation.",
-        },
-        idempotency_key=f"subscription-{subscription.pk}-cancel-refund",
-    )
-    logger.info("subscription %s: refunded %s cents by %s", subscription.pk, total, staff)
-    return total
-
-
-def _cents(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -202,8 +202,10 @@ class Refunds:
                 }
             )
         customer = self.s.get(invoice["customer"])
-        if credit_amount:
+        balance_txn = None
+        if credit_amount:  # Stripe records it as a customer balance transaction
             customer["balance"] -= credit_amount
+            balance_txn = self.s.new_id("cbtxn_")
         if post:
             invoice["post_payment_credit_notes_amount"] += total
         else:
@@ -222,7 +224,7 @@ class Refunds:
             "currency": invoice["currency"],
             "customer": customer["id"],
             "customer_account": None,
-            "customer_balance_transaction": None,
+            "customer_balance_transaction": balance_txn,
             "discount_amount": 0,
             "discount_amounts": [],
             "effective_at": self.s.now(),

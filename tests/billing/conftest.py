@@ -152,3 +152,65 @@ def process_all() -> None:
         .values_list("pk", flat=True)
     ):
         event_process(pk)
+
+
+# --- The demo cluster and catalog, paid on the sandbox: for upgrades and the lifecycle ---------
+
+LATER_DECLINED = "4000000000000341"  # pays at checkout; every later charge is declined
+
+
+@pytest.fixture
+def demo_sandbox(world, demo_location, stripe_settings):
+    """seed_demo's catalog pushed to the Stripe sandbox, next to the demo cluster in fakepve."""
+    for plan in Plan.objects.all():
+        plan_sync(plan)
+    return stripe_settings
+
+
+def deliver_all(client, sandbox) -> None:
+    """Every event the sandbox made so far and the portal has not stored, signed, then
+    processed as the worker does."""
+    seen = set(StripeEvent.objects.values_list("event_id", flat=True))
+    for event in sandbox_events(sandbox):
+        if event["id"] not in seen:
+            deliver(client, event)
+    process_all()
+
+
+@pytest.fixture
+def settle(client, demo_sandbox, django_capture_on_commit_callbacks):
+    """Deliver and process the sandbox's new events, running what waits for the commit (mail)."""
+
+    def run() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver_all(client, demo_sandbox)
+
+    return run
+
+
+@pytest.fixture
+def paid_server(client, demo_sandbox):
+    """An order paid on the sandbox (card: GOOD_CARD or another), its server built on the demo
+    cluster; the owner signed in. Returns the Instance."""
+    from instances.models import Instance, InstanceOperation, Location
+    from tests.instances.world import drive, image
+
+    def make(owner, card: str = GOOD_CARD, plan: str = "nvme-vps-s") -> Instance:
+        order = order_place(
+            owner=owner,
+            plan_id=Plan.objects.get(slug=plan).pk,
+            location_id=Location.objects.get().pk,
+            os_image_id=image().pk,
+            hostname="web-1",
+            ssh_key_ids=[],
+            generate_password=True,
+        )
+        pay(demo_sandbox, order, card)
+        deliver_all(client, demo_sandbox)
+        order.refresh_from_db()
+        built = drive(order.instance.operations.get().pk)
+        assert built.state == InstanceOperation.State.SUCCEEDED
+        client.force_login(owner)
+        return Instance.objects.get(pk=order.instance_id)
+
+    return make

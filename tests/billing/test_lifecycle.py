@@ -2,7 +2,7 @@
 suspension when it stays unpaid, restore when it is paid, removal after the grace period, and
 cancellation by the customer or by staff. Money and servers never disagree.
 
-Orders are paid on the Stripe sandbox, whose clock is advanced for renewals; its webhooks are
+Orders are paid on the Stripe demo_sandbox, whose clock is advanced for renewals; its webhooks are
 delivered signed and processed as the worker does; servers are built and changed on the demo
 cluster in fakepve. Beat's lifecycle tick is called with the time it would run at.
 """
@@ -11,40 +11,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.core import mail
 from django.utils import timezone
 
 from billing import dunning
 from billing.models import BillingEvent, LedgerEntry, Subscription
 from instances.models import Instance, InstanceOperation, IPAddress
-from tests.billing.conftest import GOOD_CARD, stripe_api
-from tests.billing.test_upgrades import LATER_DECLINED, deliver_all, paid_server
+from tests.billing.conftest import GOOD_CARD, LATER_DECLINED, stripe_api
 from tests.instances.world import drive
 
 Status = Instance.Status
 DAY = 86400
-
-
-@pytest.fixture
-def sandbox(world, demo_location, stripe_settings):
-    from billing.catalog import plan_sync
-    from billing.models import Plan
-
-    for plan in Plan.objects.all():
-        plan_sync(plan)
-    return stripe_settings
-
-
-@pytest.fixture
-def settle(client, sandbox, django_capture_on_commit_callbacks):
-    """Deliver and process the sandbox's new events, running what waits for the commit (mail)."""
-
-    def run() -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver_all(client, sandbox)
-
-    return run
 
 
 def drive_all(server) -> None:
@@ -62,21 +39,23 @@ def statuses(subscription) -> list[tuple[str, str]]:
     return list(events.values_list("old", "new"))
 
 
-def renew_failing(sandbox, settle, server) -> Subscription:
+def renew_failing(demo_sandbox, settle, server) -> Subscription:
     """The month is over and the renewal's card is declined."""
     mail.outbox.clear()
-    sandbox.advance(32 * DAY)  # the renewal, and its draft invoice finalized and charged
+    demo_sandbox.advance(32 * DAY)  # the renewal, and its draft invoice finalized and charged
     settle()
     subscription = subscription_of(server)
     assert subscription.status == "past_due"
     return subscription
 
 
-def test_a_renewal_extends_the_period_and_mails_a_receipt(client, world, sandbox, settle, german):
-    server = paid_server(client, sandbox, german)
+def test_a_renewal_extends_the_period_and_mails_a_receipt(
+    client, world, demo_sandbox, settle, german, paid_server
+):
+    server = paid_server(german)
     before = subscription_of(server).current_period_end
     mail.outbox.clear()
-    sandbox.advance(32 * DAY)  # the renewal, and its draft invoice finalized and charged
+    demo_sandbox.advance(32 * DAY)  # the renewal, and its draft invoice finalized and charged
     settle()
     subscription = subscription_of(server)
     assert subscription.current_period_end > before + timedelta(days=27)
@@ -86,9 +65,11 @@ def test_a_renewal_extends_the_period_and_mails_a_receipt(client, world, sandbox
     assert len([m for m in mail.outbox if "Receipt" in m.subject]) == 1
 
 
-def test_a_failed_renewal_warns_without_touching_the_server(client, world, sandbox, settle, german):
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    subscription = renew_failing(sandbox, settle, server)
+def test_a_failed_renewal_warns_without_touching_the_server(
+    client, world, demo_sandbox, settle, german, paid_server
+):
+    server = paid_server(german, card=LATER_DECLINED)
+    subscription = renew_failing(demo_sandbox, settle, server)
     [failed] = [m for m in mail.outbox if "did not go through" in m.subject]
     assert "/i/in_" in failed.body  # the hosted invoice, to pay it with another card
     assert statuses(subscription)[-1] == ("active", "past_due")
@@ -101,10 +82,12 @@ def test_a_failed_renewal_warns_without_touching_the_server(client, world, sandb
     assert subscription.past_due_since is not None
 
 
-def test_reminders_come_on_schedule_once_each(client, world, sandbox, settle, german, settings):
+def test_reminders_come_on_schedule_once_each(
+    client, world, demo_sandbox, settle, german, settings, paid_server
+):
     settings.DUNNING_REMINDER_DAYS = [3, 7]
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    renew_failing(sandbox, settle, server)
+    server = paid_server(german, card=LATER_DECLINED)
+    renew_failing(demo_sandbox, settle, server)
     mail.outbox.clear()
     now = timezone.now()
     assert dunning.lifecycle_tick(now + timedelta(days=1)).reminded == []
@@ -116,11 +99,11 @@ def test_reminders_come_on_schedule_once_each(client, world, sandbox, settle, ge
 
 
 def test_days_past_due_suspend_the_server_then_paying_restores_it(
-    client, world, sandbox, settle, german, settings
+    client, world, demo_sandbox, settle, german, settings, paid_server
 ):
     settings.DUNNING_SUSPEND_AFTER_DAYS = 5
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    subscription = renew_failing(sandbox, settle, server)
+    server = paid_server(german, card=LATER_DECLINED)
+    subscription = renew_failing(demo_sandbox, settle, server)
     assert dunning.lifecycle_tick(timezone.now() + timedelta(days=2)).suspended == []
     report = dunning.lifecycle_tick(timezone.now() + timedelta(days=5, hours=1))
     assert report.suspended == [subscription.stripe_subscription_id]
@@ -131,8 +114,8 @@ def test_days_past_due_suspend_the_server_then_paying_restores_it(
     page = client.get(f"/servers/{server.pk}/").content.decode()
     assert "A server is suspended until the open invoice is paid." in page
 
-    invoice = stripe_api(sandbox).v1.invoices.list({"status": "open"}).data[0]
-    sandbox.pay_invoice(invoice.id, GOOD_CARD)
+    invoice = stripe_api(demo_sandbox).v1.invoices.list({"status": "open"}).data[0]
+    demo_sandbox.pay_invoice(invoice.id, GOOD_CARD)
     settle()
     subscription.refresh_from_db()
     assert subscription.status == "active" and subscription.suspended_at is None
@@ -142,11 +125,11 @@ def test_days_past_due_suspend_the_server_then_paying_restores_it(
 
 
 def test_stripe_giving_up_suspends_and_the_grace_period_removes(
-    client, world, sandbox, settle, german
+    client, world, demo_sandbox, settle, german, paid_server
 ):
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    subscription = renew_failing(sandbox, settle, server)
-    sandbox.advance(15 * DAY)  # Stripe's retries end: unpaid
+    server = paid_server(german, card=LATER_DECLINED)
+    subscription = renew_failing(demo_sandbox, settle, server)
+    demo_sandbox.advance(15 * DAY)  # Stripe's retries end: unpaid
     settle()
     subscription.refresh_from_db()
     assert subscription.status == "unpaid"
@@ -175,9 +158,9 @@ def test_stripe_giving_up_suspends_and_the_grace_period_removes(
 
 
 def test_a_customer_cancels_for_the_period_end_undoes_it_and_cancels_again(
-    client, world, sandbox, settle, german
+    client, world, demo_sandbox, settle, german, paid_server
 ):
-    server = paid_server(client, sandbox, german)
+    server = paid_server(german)
     page = client.get(f"/billing/servers/{server.pk}/cancel/").content.decode()
     assert "Cancel at the end of the period" in page
     client.post(f"/billing/servers/{server.pk}/cancel/", {"action": "period_end"})
@@ -190,17 +173,19 @@ def test_a_customer_cancels_for_the_period_end_undoes_it_and_cancels_again(
     server.refresh_from_db()
     assert server.status == Status.RUNNING  # until the period ends
 
-    sandbox.advance(32 * DAY)
+    demo_sandbox.advance(32 * DAY)
     settle()
     assert subscription_of(server).status == "canceled"
     drive_all(server)
     assert server.status == Status.TERMINATED
-    charged = stripe_api(sandbox).v1.invoices.list({"limit": 100}).data
+    charged = stripe_api(demo_sandbox).v1.invoices.list({"limit": 100}).data
     assert [i.billing_reason for i in charged] == ["subscription_create"]  # nothing more
 
 
-def test_cancel_now_needs_the_name_and_refunds_nothing(client, world, sandbox, settle, german):
-    server = paid_server(client, sandbox, german)
+def test_cancel_now_needs_the_name_and_refunds_nothing(
+    client, world, demo_sandbox, settle, german, paid_server
+):
+    server = paid_server(german)
     response = client.post(
         f"/billing/servers/{server.pk}/cancel/",
         {"action": "now", "confirm_hostname": "wrong"},
@@ -214,18 +199,20 @@ def test_cancel_now_needs_the_name_and_refunds_nothing(client, world, sandbox, s
     settle()
     drive_all(server)
     assert server.status == Status.TERMINATED
-    assert not stripe_api(sandbox).v1.refunds.list({"limit": 10}).data
+    assert not stripe_api(demo_sandbox).v1.refunds.list({"limit": 10}).data
 
 
-def test_staff_cancel_at_once_with_a_prorated_refund(client, world, sandbox, settle, german, staff):
-    server = paid_server(client, sandbox, german)
+def test_staff_cancel_at_once_with_a_prorated_refund(
+    client, world, demo_sandbox, settle, german, staff, paid_server
+):
+    server = paid_server(german)
     subscription = subscription_of(server)
     refunded = dunning.cancel_now(
         subscription=subscription, user=staff, actor=BillingEvent.Actor.STAFF, refund=True
     )
-    paid = stripe_api(sandbox).v1.invoices.list({"limit": 1}).data[0]
+    paid = stripe_api(demo_sandbox).v1.invoices.list({"limit": 1}).data[0]
     assert 0 < refunded <= paid.amount_paid
-    [refund] = stripe_api(sandbox).v1.refunds.list({"limit": 10}).data
+    [refund] = stripe_api(demo_sandbox).v1.refunds.list({"limit": 10}).data
     assert refund.amount == refunded
     settle()
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REFUND).get().gross_cents == -refunded
@@ -236,14 +223,14 @@ def test_staff_cancel_at_once_with_a_prorated_refund(client, world, sandbox, set
 
 
 def test_each_transition_is_written_once_however_often_stripe_repeats(
-    client, world, sandbox, settle, german
+    client, world, demo_sandbox, settle, german, paid_server
 ):
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    subscription = renew_failing(sandbox, settle, server)
+    server = paid_server(german, card=LATER_DECLINED)
+    subscription = renew_failing(demo_sandbox, settle, server)
     from billing.models import StripeEvent
     from tests.billing.conftest import deliver, process_all, sandbox_events
 
-    for event in sandbox_events(sandbox):  # every delivery again
+    for event in sandbox_events(demo_sandbox):  # every delivery again
         deliver(client, event)
     StripeEvent.objects.update(processed_at=None)  # and processed again, as after a lost ack
     process_all()

@@ -3,7 +3,7 @@ charges exactly that, and the server grows live only once Stripe has the money; 
 fails changes nothing until the invoice is paid; a double click charges once; a downgrade that
 would shrink the disk is refused, an allowed one applies from the next period.
 
-A real order paid on the Stripe sandbox, its webhooks delivered signed, and the server built on
+A real order paid on the Stripe demo_sandbox, its webhooks delivered signed, and the server built on
 the demo cluster in fakepve; nothing in the portal is faked.
 """
 
@@ -12,56 +12,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from billing import upgrades
-from billing.catalog import plan_sync
-from billing.models import Plan, StripeEvent, Subscription, Upgrade
-from billing.orders import order_place
-from instances.models import Instance, InstanceOperation, Location
-from tests.billing.conftest import GOOD_CARD, deliver, pay, process_all, sandbox_events, stripe_api
-from tests.instances.world import drive, image
+from billing.models import Plan, Subscription, Upgrade
+from instances.models import Instance, InstanceOperation
+from tests.billing.conftest import GOOD_CARD, LATER_DECLINED, stripe_api
+from tests.instances.world import drive
 
-LATER_DECLINED = "4000000000000341"  # pays at checkout; every later charge is declined
 State = Upgrade.State
 SUCCEEDED = InstanceOperation.State.SUCCEEDED
-
-
-@pytest.fixture
-def sandbox(world, demo_location, stripe_settings):
-    """seed_demo's catalog pushed to the Stripe sandbox, next to the demo cluster."""
-    for plan in Plan.objects.all():
-        plan_sync(plan)
-    return stripe_settings
-
-
-def deliver_all(client, sandbox) -> None:
-    """Every event the sandbox made so far, signed, then processed as the worker does."""
-    seen = set(StripeEvent.objects.values_list("event_id", flat=True))
-    for event in sandbox_events(sandbox):
-        if event["id"] not in seen:
-            deliver(client, event)
-    process_all()
-
-
-def paid_server(client, sandbox, owner, card: str = GOOD_CARD, plan: str = "nvme-vps-s"):
-    """An order paid on the sandbox, its server built; the owner signed in."""
-    order = order_place(
-        owner=owner,
-        plan_id=Plan.objects.get(slug=plan).pk,
-        location_id=Location.objects.get().pk,
-        os_image_id=image().pk,
-        hostname="web-1",
-        ssh_key_ids=[],
-        generate_password=True,
-    )
-    pay(sandbox, order, card)
-    deliver_all(client, sandbox)
-    order.refresh_from_db()
-    assert drive(order.instance.operations.get().pk).state == SUCCEEDED
-    client.force_login(owner)
-    return Instance.objects.get(pk=order.instance_id)
 
 
 def upgrade_page(client, server) -> str:
@@ -87,14 +47,14 @@ def confirm(client, server, token: str, *, follow: bool = False, **extra):
     return client.post(url, {"quote": token, **extra}, follow=follow)
 
 
-def update_invoices(sandbox) -> list:
-    invoices = stripe_api(sandbox).v1.invoices.list({"limit": 100}).data
+def update_invoices(demo_sandbox) -> list:
+    invoices = stripe_api(demo_sandbox).v1.invoices.list({"limit": 100}).data
     return [invoice for invoice in invoices if invoice.billing_reason == "subscription_update"]
 
 
-def stripe_price(sandbox, server) -> str:
+def stripe_price(demo_sandbox, server) -> str:
     subscription = Subscription.objects.get(order__instance=server)
-    found = stripe_api(sandbox).v1.subscriptions.retrieve(subscription.stripe_subscription_id)
+    found = stripe_api(demo_sandbox).v1.subscriptions.retrieve(subscription.stripe_subscription_id)
     return found["items"]["data"][0]["price"]["id"]
 
 
@@ -104,14 +64,16 @@ def resized(server) -> Instance:
     return server
 
 
-def test_the_amount_shown_is_charged_and_the_server_grows_live(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_the_amount_shown_is_charged_and_the_server_grows_live(
+    client, world, demo_sandbox, german, paid_server, settle
+):
+    server = paid_server(german)
     page = upgrade_page(client, server)
     assert "Applied at once" in page and "NVMe VPS XL" in page and "VDS S" in page
     token, shown = quote_on(page, "NVMe VPS M")
     response = confirm(client, server, token)
     assert response.status_code == 302 and response["Location"] == f"/servers/{server.pk}/"
-    [invoice] = update_invoices(sandbox)
+    [invoice] = update_invoices(demo_sandbox)
     assert f"€{invoice.amount_paid / 100:,.2f}" == shown and invoice.status == "paid"
     assert invoice.total_taxes  # German VAT on the proration too
     upgrade = Upgrade.objects.get()
@@ -126,27 +88,27 @@ def test_the_amount_shown_is_charged_and_the_server_grows_live(client, world, sa
     assert vm.status == "running" and not vm.pending and "size=150G" in vm.config["scsi0"]
     assert server.pending_changes == []
     assert Subscription.objects.get().plan.slug == "nvme-vps-m"
-    deliver_all(client, sandbox)  # the update's own webhooks change nothing more
+    settle()  # the update's own webhooks change nothing more
     assert server.operations.filter(kind="resize").count() == 1
     assert "Upgraded to NVMe VPS M." in " ".join(server.events.values_list("message", flat=True))
 
 
-def test_confirming_twice_charges_once(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_confirming_twice_charges_once(client, world, demo_sandbox, german, paid_server, settle):
+    server = paid_server(german)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS L")
     confirm(client, server, token)
     confirm(client, server, token)  # a double click, or a second tab
-    assert len(update_invoices(sandbox)) == 1
+    assert len(update_invoices(demo_sandbox)) == 1
     assert Upgrade.objects.count() == 1
-    deliver_all(client, sandbox)
+    settle()
     assert server.operations.filter(kind="resize").count() == 1
 
 
 def test_a_declined_payment_changes_nothing_until_the_invoice_is_paid(
-    client, world, sandbox, german
+    client, world, demo_sandbox, german, paid_server, settle
 ):
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
-    old_price = stripe_price(sandbox, server)
+    server = paid_server(german, card=LATER_DECLINED)
+    old_price = stripe_price(demo_sandbox, server)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     response = confirm(client, server, token)
     assert response["Location"] == f"/billing/servers/{server.pk}/upgrade/"
@@ -155,27 +117,29 @@ def test_a_declined_payment_changes_nothing_until_the_invoice_is_paid(
     assert upgrade.expires_at - timezone.now() > timedelta(hours=22)
     page = upgrade_page(client, server)
     assert "waits for payment" in page and upgrade.hosted_invoice_url in page
-    deliver_all(client, sandbox)
+    settle()
     server.refresh_from_db()
     assert not server.operations.filter(kind="resize").exists()
-    assert (server.vcpus, stripe_price(sandbox, server)) == (2, old_price)
+    assert (server.vcpus, stripe_price(demo_sandbox, server)) == (2, old_price)
     assert int(world.vm(server.vmid).config["vcpus"]) == 2
 
-    sandbox.pay_invoice(upgrade.stripe_invoice_id, GOOD_CARD)  # on Stripe's hosted page
-    deliver_all(client, sandbox)
+    demo_sandbox.pay_invoice(upgrade.stripe_invoice_id, GOOD_CARD)  # on Stripe's hosted page
+    settle()
     upgrade.refresh_from_db()
     assert upgrade.state == State.APPLIED
     assert resized(server).vcpus == 4
-    deliver_all(client, sandbox)
+    settle()
     assert server.operations.filter(kind="resize").count() == 1
 
 
-def test_an_unpaid_upgrade_expires_and_can_be_chosen_again(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german, card=LATER_DECLINED)
+def test_an_unpaid_upgrade_expires_and_can_be_chosen_again(
+    client, world, demo_sandbox, german, paid_server, settle
+):
+    server = paid_server(german, card=LATER_DECLINED)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     confirm(client, server, token)
-    sandbox.advance(24 * 3600)
-    deliver_all(client, sandbox)
+    demo_sandbox.advance(24 * 3600)
+    settle()
     upgrade = Upgrade.objects.get()
     assert upgrade.state == State.EXPIRED
     page = upgrade_page(client, server)
@@ -184,8 +148,10 @@ def test_an_unpaid_upgrade_expires_and_can_be_chosen_again(client, world, sandbo
     assert not server.operations.filter(kind="resize").exists()
 
 
-def test_an_old_quote_is_refused_and_the_current_price_shown(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_an_old_quote_is_refused_and_the_current_price_shown(
+    client, world, demo_sandbox, german, paid_server
+):
+    server = paid_server(german)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     later = timezone.now() + timedelta(seconds=upgrades.QUOTE_MAX_AGE + 60)
     from unittest import mock
@@ -193,18 +159,20 @@ def test_an_old_quote_is_refused_and_the_current_price_shown(client, world, sand
     with mock.patch("django.core.signing.time.time", return_value=later.timestamp()):
         response = confirm(client, server, token, follow=True)
     assert "quoted a while ago" in response.content.decode()
-    assert not Upgrade.objects.exists() and not update_invoices(sandbox)
+    assert not Upgrade.objects.exists() and not update_invoices(demo_sandbox)
 
 
-def test_a_forged_quote_is_refused(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_a_forged_quote_is_refused(client, world, demo_sandbox, german, paid_server):
+    server = paid_server(german)
     response = confirm(client, server, "not-a-quote", follow=True)
     assert "Choose one of the sizes offered." in response.content.decode()
     assert not Upgrade.objects.exists()
 
 
-def test_a_downgrade_that_would_shrink_the_disk_is_refused(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german, plan="nvme-vps-m")
+def test_a_downgrade_that_would_shrink_the_disk_is_refused(
+    client, world, demo_sandbox, german, paid_server
+):
+    server = paid_server(german, plan="nvme-vps-m")
     page = upgrade_page(client, server)
     assert "Not possible: Its disk is 75 GiB and yours is 150 GiB: disks never shrink." in page
     small = Plan.objects.get(slug="nvme-vps-s")
@@ -215,8 +183,10 @@ def test_a_downgrade_that_would_shrink_the_disk_is_refused(client, world, sandbo
     assert not Upgrade.objects.exists()
 
 
-def test_cpu_and_ram_only_then_a_downgrade_from_the_next_period(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_cpu_and_ram_only_then_a_downgrade_from_the_next_period(
+    client, world, demo_sandbox, german, paid_server, settle
+):
+    server = paid_server(german)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     confirm(client, server, token, keep_disk="1")
     server = resized(server)
@@ -226,21 +196,23 @@ def test_cpu_and_ram_only_then_a_downgrade_from_the_next_period(client, world, s
     client.post(f"/billing/servers/{server.pk}/downgrade/", {"plan": small.pk})
     downgrade = Upgrade.objects.get(kind=Upgrade.Kind.DOWNGRADE)
     assert downgrade.state == State.SCHEDULED
-    assert stripe_price(sandbox, server) == small.stripe_price_id
-    assert len(update_invoices(sandbox)) == 1  # no refund, no invoice for the downgrade
+    assert stripe_price(demo_sandbox, server) == small.stripe_price_id
+    assert len(update_invoices(demo_sandbox)) == 1  # no refund, no invoice for the downgrade
     assert "moves to NVMe VPS S on" in upgrade_page(client, server)
     assert upgrades.upgrades_due() == 0  # not before the period ends
 
-    sandbox.advance(32 * 86400)  # the next period begins; its invoice charges the smaller price
-    deliver_all(client, sandbox)
+    demo_sandbox.advance(
+        32 * 86400
+    )  # the next period begins; its invoice charges the smaller price
+    settle()
     assert upgrades.upgrades_due(now=timezone.now() + timedelta(days=32)) == 1
     server = resized(server)
     assert (server.plan_name, server.vcpus, server.memory_mib) == ("NVMe VPS S", 2, 4096)
     assert Subscription.objects.get().plan == small
 
 
-def test_a_planned_downgrade_can_be_taken_back(client, world, sandbox, german):
-    server = paid_server(client, sandbox, german)
+def test_a_planned_downgrade_can_be_taken_back(client, world, demo_sandbox, german, paid_server):
+    server = paid_server(german)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     confirm(client, server, token, keep_disk="1")
     resized(server)
@@ -248,11 +220,13 @@ def test_a_planned_downgrade_can_be_taken_back(client, world, sandbox, german):
     client.post(f"/billing/servers/{server.pk}/downgrade/", {"plan": small.pk})
     client.post(f"/billing/servers/{server.pk}/downgrade/", {"cancel": "1"})
     assert Upgrade.objects.get(kind="downgrade").state == State.CANCELLED
-    assert stripe_price(sandbox, server) == Plan.objects.get(slug="nvme-vps-m").stripe_price_id
+    assert stripe_price(demo_sandbox, server) == Plan.objects.get(slug="nvme-vps-m").stripe_price_id
 
 
-def test_another_customers_upgrade_page_does_not_exist(client, world, sandbox, german, mallory):
-    server = paid_server(client, sandbox, german)
+def test_another_customers_upgrade_page_does_not_exist(
+    client, world, demo_sandbox, german, mallory, paid_server
+):
+    server = paid_server(german)
     token, _shown = quote_on(upgrade_page(client, server), "NVMe VPS M")
     client.force_login(mallory)
     assert client.get(f"/billing/servers/{server.pk}/upgrade/").status_code == 404
