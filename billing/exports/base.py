@@ -32,7 +32,11 @@ TREATMENTS = {
 
 
 def zone() -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(settings.EXPORT_TIME_ZONE)
+    return zoneinfo.ZoneInfo(settings.EXPORT_TIME_ZONE)  # ZoneInfo keeps one per name
+
+
+def local_date(moment: datetime.datetime | None) -> datetime.date | None:
+    return moment.astimezone(zone()).date() if moment else None
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,16 @@ class Column:
     type: str = "text"  # text, money (integer cents), int, date, rate (Decimal percent)
 
 
-def local_date(moment: datetime.datetime | None) -> datetime.date | None:
-    return moment.astimezone(zone()).date() if moment else None
+def batches(iterator, size: int = 2000):
+    """Lists of up to `size` items: a lookup per batch instead of one per row."""
+    batch = []
+    for item in iterator:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Report:

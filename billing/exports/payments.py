@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, Subquery
-
-from billing.exports.base import Column, Kind, Report, local_date
+from billing.exports.base import Column, Kind, Report, batches, local_date
 from billing.models import LedgerEntry
 
 TYPES = {
@@ -42,37 +40,41 @@ class PaymentsAndRefunds(Report):
     ]
 
     def rows(self):
-        charge_fee = LedgerEntry.objects.filter(
-            kind=Kind.BALANCE_TRANSACTION,
-            stripe_payment_id=OuterRef("stripe_object_id"),
-            category="charge",
-        ).values("fee_cents")[:1]
-        entries = (
-            self.ledger()
-            .annotate(charge_fee=Subquery(charge_fee))
-            .values_list(
-                "kind",
-                "occurred_at",
-                "gross_cents",
-                "fee_cents",
-                "charge_fee",
-                "currency",
-                "document_number",
-                "customer_id",
-                "customer_name",
-                "stripe_payment_id",
-                "stripe_object_id",
-                "stripe_source_id",
-                "stripe_invoice_id",
-                "failure_reason",
-            )
+        entries = self.ledger().values_list(
+            "kind",
+            "occurred_at",
+            "gross_cents",
+            "fee_cents",
+            "currency",
+            "document_number",
+            "customer_id",
+            "customer_name",
+            "stripe_payment_id",
+            "stripe_object_id",
+            "stripe_source_id",
+            "stripe_invoice_id",
+            "failure_reason",
         )
-        for (
+        for batch in batches(entries.iterator(chunk_size=2000)):
+            # Stripe's fee of each payment: on its charge's balance transaction, once the
+            # payout that carries it is recorded (one query per batch).
+            fees = dict(
+                LedgerEntry.objects.filter(
+                    kind=Kind.BALANCE_TRANSACTION,
+                    category="charge",
+                    stripe_payment_id__in=[r[9] for r in batch if r[0] == Kind.PAYMENT],
+                ).values_list("stripe_payment_id", "fee_cents")
+            )
+            for row in batch:
+                yield self._row(row, fees)
+
+    @staticmethod
+    def _row(row, fees):
+        (
             kind,
             occurred,
             gross,
             fee,
-            charge_fee,
             currency,
             number,
             customer,
@@ -82,26 +84,26 @@ class PaymentsAndRefunds(Report):
             charge,
             invoice_id,
             reason,
-        ) in entries.iterator(chunk_size=2000):
-            kind_name, status = TYPES[kind]
-            if kind == Kind.PAYMENT:
-                fee = charge_fee  # None until the payout is recorded
-            elif kind == Kind.PAYMENT_FAILED:
-                fee = 0
-            yield (
-                local_date(occurred),
-                kind_name,
-                gross,
-                fee,
-                None if fee is None else gross - fee,
-                currency,
-                number,
-                customer,
-                name,
-                payment_id or object_id,
-                object_id,
-                charge,
-                invoice_id,
-                status,
-                reason,
-            )
+        ) = row
+        kind_name, status = TYPES[kind]
+        if kind == Kind.PAYMENT:
+            fee = fees.get(object_id)  # None until the payout is recorded
+        elif kind == Kind.PAYMENT_FAILED:
+            fee = 0
+        return (
+            local_date(occurred),
+            kind_name,
+            gross,
+            fee,
+            None if fee is None else gross - fee,
+            currency,
+            number,
+            customer,
+            name,
+            payment_id or object_id,
+            object_id,
+            charge,
+            invoice_id,
+            status,
+            reason,
+        )

@@ -1,8 +1,10 @@
-"""Demo data for `make run`: a staff user and a demo customer, safe to run again and again.
+"""Demo data for `make run`: a staff user, a finance and a support user, and a demo customer,
+safe to run again and again.
 
-Each run gives both users a fresh random password and prints it, so the printed credentials
+Each run gives every user a fresh random password and prints it, so the printed credentials
 always work and no password lives in the repository. The staff user is enrolled in TOTP (staff
-need a second factor for the admin); its setup key is printed too, the same on every run.
+need a second factor for the admin), and so are the finance and support users; their setup
+keys are printed too, the same on every run.
 
 With `--pve-cluster var/fakepve/cluster.json` (written by `python -m sandbox.pve prepare`) it
 also creates or updates the infrastructure of the demo Proxmox cluster: location, cluster,
@@ -24,6 +26,7 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.mfa.utils import decrypt as mfa_decrypt
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -44,6 +47,8 @@ from instances.models import (
 )
 
 STAFF_EMAIL = "staff@portal.example.com"
+# Staff with one role each (groups made by billing's migration 0008), not superusers.
+ROLE_EMAILS = {"finance": "finance@portal.example.com", "support": "support@portal.example.com"}
 CUSTOMER_EMAIL = "demo@portal.example.com"
 # The demo's public IPv4 addresses: TEST-NET-3 (RFC 5737), never routed on the internet.
 IP_POOL = {
@@ -108,6 +113,7 @@ class Command(BaseCommand):
             staff_password = self._user(STAFF_EMAIL, staff=True)
             staff_key = _totp_key(get_user_model().objects.get(email=STAFF_EMAIL))
             customer_password = self._user(CUSTOMER_EMAIL, staff=False)
+            roles = {role: self._role_user(role, email) for role, email in ROLE_EMAILS.items()}
             CustomerProfile.objects.get_or_create(
                 user=get_user_model().objects.get(email=CUSTOMER_EMAIL),
                 defaults={
@@ -123,7 +129,22 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  staff     {STAFF_EMAIL}  {staff_password}  TOTP setup key {staff_key}   -> /admin/"
         )
+        for role, (password, key) in roles.items():
+            where = "/admin/billing/exportrun/ (Exports)" if role == "finance" else "/admin/"
+            self.stdout.write(
+                f"  {role:<9} {ROLE_EMAILS[role]}  {password}  TOTP setup key {key}   -> {where}"
+            )
         self.stdout.write(f"  customer  {CUSTOMER_EMAIL}  {customer_password}")
+
+    def _role_user(self, role: str, email: str) -> tuple[str, str]:
+        """A staff member in one group only (finance: billing and exports; support: servers),
+        with an authenticator app like every staff user."""
+        password = self._user(email, staff=True)
+        user = get_user_model().objects.get(email=email)
+        user.is_superuser = False
+        user.save(update_fields=["is_superuser"])
+        user.groups.set([Group.objects.get(name=role)])
+        return password, _totp_key(user)
 
     def _user(self, email: str, *, staff: bool) -> str:
         user, _ = get_user_model().objects.get_or_create(
