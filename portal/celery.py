@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -41,7 +42,7 @@ def _broker_transport_options(settings) -> dict:
 # (customers wait on them), Stripe events (money), and maintenance that runs on a schedule.
 # A worker started without -Q consumes all of them (make run); production can give each its
 # own pool (README, "Production").
-QUEUES = ("operations", "billing", "maintenance", "celery")
+QUEUES = ("operations", "billing", "maintenance", "exports", "celery")
 EXCHANGE = Exchange("celery", type="direct")
 ROUTES = {
     "instances.advance_operation": "operations",
@@ -55,6 +56,9 @@ ROUTES = {
     "instances.drain_nodes": "maintenance",
     "instances.planned_reboots": "maintenance",
     "billing.upgrades_due": "maintenance",
+    # Finance exports can read a year of ledger rows: never in the way of the work above.
+    "billing.run_export": "exports",
+    "billing.monthly_exports": "exports",
     "accounts.recheck_vat_ids": "maintenance",
     "billing.lifecycle_tick": "maintenance",
 }
@@ -108,6 +112,11 @@ def configure(app: Celery) -> None:
             "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
             "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
             "upgrades-due": {"task": "billing.upgrades_due", "schedule": 60.0},
+            # Last month's finance exports, mailed (idempotent: a second run mails nothing).
+            "monthly-exports": {
+                "task": "billing.monthly_exports",
+                "schedule": crontab(minute=0, hour=6, day_of_month=1),
+            },
             "recheck-vat-ids": {
                 "task": "accounts.recheck_vat_ids",
                 "schedule": settings.VIES_RECHECK_INTERVAL,

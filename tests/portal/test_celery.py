@@ -90,5 +90,6 @@ def test_a_task_reaches_its_own_queue_and_no_other():
         "operations": [],
         "billing": ["billing.process_stripe_event"],
         "maintenance": ["instances.sync_status"],
+        "exports": [],
         "celery": [],
     }
