@@ -258,6 +258,45 @@ def refund_retrieve(refund_id: str) -> dict:
     return _call("refund retrieve", _client().v1.refunds.retrieve, refund_id)
 
 
+def payout_retrieve(payout_id: str) -> dict:
+    return _call("payout retrieve", _client().v1.payouts.retrieve, payout_id)
+
+
+def balance_transactions_of_payout(payout_id: str) -> list[dict]:
+    """Every balance transaction a payout pays out (the payout's own included), each with its
+    source (charge, refund, dispute ...) expanded."""
+    found: list[dict] = []
+    params: dict = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+    while True:
+        page = _call(
+            "balance transactions list", _client().v1.balance_transactions.list, params=params
+        )
+        found.extend(page.get("data") or [])
+        if not page.get("has_more") or not page.get("data"):
+            return found
+        params = params | {"starting_after": page["data"][-1]["id"]}
+
+
+def dispute_retrieve(dispute_id: str) -> dict:
+    return _call("dispute retrieve", _client().v1.disputes.retrieve, dispute_id)
+
+
+def list_all(resource: str, **params) -> list[dict]:
+    """Every object of a list endpoint ("invoices", "credit_notes"...), page after page."""
+    service = getattr(_client().v1, resource)
+    found, after = [], None
+    while True:
+        page = _call(
+            f"{resource} list",
+            service.list,
+            params={"limit": 100, **params, **({"starting_after": after} if after else {})},
+        )
+        found += page.get("data") or []
+        if not page.get("has_more") or not page.get("data"):
+            return found
+        after = page["data"][-1]["id"]
+
+
 def prices_list(limit: int = 3) -> dict:
     return _call("prices list", _client().v1.prices.list, params={"limit": limit})
 

@@ -112,3 +112,19 @@ def lifecycle_tick() -> None:
     """Beat: dunning reminders, suspensions and removals that are due (billing/dunning.py)."""
     report = dunning.lifecycle_tick()
     logger.info("lifecycle: %s", report)
+
+
+@shared_task(name="billing.run_export", ignore_result=True)
+def run_export(run_pk: int) -> str:
+    """A finance export too big for a request (billing/exports/services.py)."""
+    from billing.exports.services import export_run_execute
+
+    return export_run_execute(run_pk)
+
+
+@shared_task(name="billing.monthly_exports", ignore_result=True)
+def monthly_exports() -> int:
+    """Beat, on the 1st: last month's exports mailed to FINANCE_EXPORT_EMAIL (once)."""
+    from billing.exports.services import monthly_exports_send
+
+    return monthly_exports_send()

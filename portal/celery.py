@@ -56,10 +56,10 @@ ROUTES = {
     "instances.drain_nodes": "maintenance",
     "instances.planned_reboots": "maintenance",
     "billing.upgrades_due": "maintenance",
+    "accounts.recheck_vat_ids": "maintenance",
     # Finance exports can read a year of ledger rows: never in the way of the work above.
     "billing.run_export": "exports",
-    "billing.monthly_exports": "exports",
-    "accounts.recheck_vat_ids": "maintenance",
+    "billing.monthly_exports": "maintenance",
     "billing.lifecycle_tick": "maintenance",
 }
 
@@ -112,14 +112,14 @@ def configure(app: Celery) -> None:
             "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
             "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
             "upgrades-due": {"task": "billing.upgrades_due", "schedule": 60.0},
+            "recheck-vat-ids": {
+                "task": "accounts.recheck_vat_ids",
+                "schedule": settings.VIES_RECHECK_INTERVAL,
+            },
             # Last month's finance exports, mailed (idempotent: a second run mails nothing).
             "monthly-exports": {
                 "task": "billing.monthly_exports",
                 "schedule": crontab(minute=0, hour=6, day_of_month=1),
-            },
-            "recheck-vat-ids": {
-                "task": "accounts.recheck_vat_ids",
-                "schedule": settings.VIES_RECHECK_INTERVAL,
             },
             "lifecycle": {"task": "billing.lifecycle_tick", "schedule": 300.0},
         },

@@ -304,6 +304,9 @@ DUNNING_REMINDER_DAYS = [int(day) for day in env_list("DUNNING_REMINDER_DAYS", "
 DUNNING_SUSPEND_AFTER_DAYS = float(env("DUNNING_SUSPEND_AFTER_DAYS", "10"))
 # ...and suspended this long, the subscription ends and the server is removed.
 SUSPENSION_GRACE_DAYS = float(env("SUSPENSION_GRACE_DAYS", "14"))
+# audit_consistency gives webhooks and operations this many minutes before it calls a
+# difference a violation (a server is being removed, an event waits for a worker).
+AUDIT_SETTLE_MINUTES = float(env("AUDIT_SETTLE_MINUTES", "30"))
 
 # --- Outside services ------------------------------------------------------------------------
 
@@ -347,6 +350,47 @@ VIES_RETRY_MAX = env_int("VIES_RETRY_MAX", 6 * 3600)
 VIES_RECHECK_DAYS = env_int("VIES_RECHECK_DAYS", 365)
 # How often beat looks for VAT IDs due (s).
 VIES_RECHECK_INTERVAL = env_int("VIES_RECHECK_INTERVAL", 300)
+
+# --- Finance exports (billing/exports/) ------------------------------------------------------
+
+# Where exports made by a worker are kept (served to finance only, never as static files).
+EXPORT_DIR = Path(env("EXPORT_DIR", str(VAR_DIR / "exports")))
+# An export reading more ledger rows than this runs on a worker instead of in the request.
+EXPORT_SYNC_MAX_ROWS = env_int("EXPORT_SYNC_MAX_ROWS", 20000)
+# Dates, ranges and months of the exports are in this time zone.
+EXPORT_TIME_ZONE = env("EXPORT_TIME_ZONE", "Europe/Berlin")
+# Last month's exports are mailed here on the 1st (empty: not mailed).
+FINANCE_EXPORT_EMAIL = env("FINANCE_EXPORT_EMAIL")
+FINANCE_EXPORT_REPORTS = env_list(
+    "FINANCE_EXPORT_REPORTS", "invoices,payments,payouts,vat,revenue,datev"
+)
+FINANCE_EXPORT_FORMAT = env("FINANCE_EXPORT_FORMAT", "xlsx")
+
+
+def env_mapping(name: str, default: dict[str, str]) -> dict[str, str]:
+    """`key=value,key=value` from the environment over the defaults."""
+    pairs = (item.split("=", 1) for item in env_list(name) if "=" in item)
+    return default | {key.strip(): value.strip() for key, value in pairs}
+
+
+# DATEV booking export: accounts (SKR03-style defaults; your accountant's chart decides) and
+# the tax key (BU-Schlüssel) per VAT treatment; empty where the revenue account is automatic.
+DATEV_ACCOUNTS = env_mapping(
+    "DATEV_ACCOUNTS",
+    {
+        "debtors": "10000",
+        "stripe_transit": "1360",
+        "bank": "1200",
+        "fees": "4970",
+        "revenue_domestic": "8400",
+        "revenue_eu_b2c": "8320",
+        "revenue_reverse_charge": "8337",
+        "revenue_outside_eu": "8338",
+    },
+)
+DATEV_TAX_KEYS = env_mapping(
+    "DATEV_TAX_KEYS", {"domestic": "", "eu_b2c": "", "reverse_charge": "", "outside_eu": ""}
+)
 
 # --- Security --------------------------------------------------------------------------------
 

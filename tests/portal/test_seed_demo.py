@@ -80,7 +80,10 @@ def test_a_rerun_keeps_the_staff_users_authenticator():
     _, second_password, second_key = staff_login(seed_users())
     assert second_password != first_password
     assert second_key == first_key  # the app set up on the first run still works
-    assert Authenticator.objects.filter(type="totp", user__email="staff@portal.example.com").count() == 1
+    assert (
+        Authenticator.objects.filter(type="totp", user__email="staff@portal.example.com").count()
+        == 1
+    )
 
 
 def test_without_the_option_it_makes_only_the_users():
