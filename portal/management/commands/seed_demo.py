@@ -26,13 +26,13 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.mfa.utils import decrypt as mfa_decrypt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import CustomerProfile
 from billing.models import Plan
+from billing.roles import role_group
 from instances.models import (
     Cluster,
     DedicatedServer,
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.get(email=email)
         user.is_superuser = False
         user.save(update_fields=["is_superuser"])
-        user.groups.set([Group.objects.get(name=role)])
+        user.groups.set([role_group(role)])
         return password, _totp_key(user)
 
     def _user(self, email: str, *, staff: bool) -> str:
