@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from common import crypto
-from instances import dedicated, services
+from instances import dedicated, lifecycle, services
 from instances.admin import operations
 from instances.models import (
     DedicatedServer,
@@ -101,7 +101,7 @@ class InstanceAdmin(admin.ModelAdmin):
         if f.name != "id" and not f.name.endswith("_encrypted")
     ]
     inlines = [InstanceOperationInline, InstanceEventInline]
-    actions = ["retry_build", "dedicated_installing", "dedicated_ready"]
+    actions = ["retry_build", "dedicated_installing", "dedicated_ready", "dedicated_task_done"]
     change_list_template = "admin/instances/instance/change_list.html"
     change_form_template = "admin/instances/instance/change_form.html"
 
@@ -137,6 +137,20 @@ class InstanceAdmin(admin.ModelAdmin):
     )
     def dedicated_ready(self, request, queryset):
         self._dedicated(request, queryset, dedicated.mark_ready, "ready")
+
+    @admin.action(
+        description="Dedicated: the machine's part of a suspension, restore or removal is done",
+        permissions=["change"],
+    )
+    def dedicated_task_done(self, request, queryset):
+        done = 0
+        for instance in queryset.filter(family=Family.DEDICATED):
+            try:
+                lifecycle.dedicated_task_done(instance=instance, staff=request.user)
+                done += 1
+            except services.InstanceError as exc:
+                messages.error(request, f"{instance.hostname}: {exc}")
+        messages.info(request, f"{done} dedicated server(s) moved on.")
 
     def _dedicated(self, request, queryset, action, label):
         done = 0

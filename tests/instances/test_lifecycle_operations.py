@@ -99,3 +99,20 @@ def test_a_dedicated_server_waits_for_the_technicians(db, alice, staff):
     lifecycle.dedicated_task_done(instance=server, staff=staff)
     assert drive(removal.pk).state == SUCCEEDED
     assert DedicatedServer.objects.get(asset_tag="D1").state == DedicatedServer.State.AVAILABLE
+
+
+def test_support_marks_the_technicians_part_done_in_the_admin(client, db, alice, staff):
+    from tests.factories import make_instance, make_location_with_capacity
+
+    server = make_instance(
+        alice, make_location_with_capacity(), family="dedicated", status=Status.RUNNING
+    )
+    operation = lifecycle.instance_suspend(instance=server, reason=UNPAID)
+    drive(operation.pk)
+    client.force_login(staff)
+    client.post(
+        "/admin/instances/instance/",
+        {"action": "dedicated_task_done", "_selected_action": [server.pk]},
+    )
+    assert drive(operation.pk).state == SUCCEEDED
+    assert server.events.filter(actor="staff", actor_user=staff).exists()
