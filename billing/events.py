@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import ledger, mirror, stripe_client
+from billing import disputes, ledger, mirror, stripe_client
 from billing.models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,11 @@ HANDLERS: dict[str, Handler] = {
     # Finance exports: payouts with their balance transactions, and disputes (billing/ledger.py).
     "payout.paid": Handler(ledger.payout_read, ledger.payout_apply),
     "payout.failed": Handler(ledger.payout_read, ledger.payout_apply),
-    "charge.dispute.created": Handler(ledger.dispute_read, ledger.dispute_apply),
-    "charge.dispute.funds_withdrawn": Handler(ledger.dispute_read, ledger.dispute_apply),
+    # Disputes: the customer flagged while open, the money withdrawn and given back.
+    "charge.dispute.created": Handler(disputes.dispute_read, disputes.dispute_apply),
+    "charge.dispute.funds_withdrawn": Handler(disputes.dispute_read, disputes.dispute_apply),
+    "charge.dispute.funds_reinstated": Handler(disputes.dispute_read, disputes.dispute_apply),
+    "charge.dispute.closed": Handler(disputes.dispute_read, disputes.dispute_apply),
 }
 
 

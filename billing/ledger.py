@@ -81,6 +81,12 @@ def subscription_of(invoice: dict) -> str:
     return (parent.get("subscription_details") or {}).get("subscription") or ""
 
 
+def record_entry(**fields) -> LedgerEntry | None:
+    """Append one row unless (kind, object) is already in the ledger (for billing's own
+    bookings outside this module: a won dispute's reversal)."""
+    return _record(**fields)
+
+
 def _record(**fields) -> LedgerEntry | None:
     """Append one row unless (kind, object) is already in the ledger."""
     if LedgerEntry.objects.filter(
@@ -459,24 +465,6 @@ def payout_recorded(payout: dict, transactions: list[dict], event_id: str) -> No
             description=f"Payout {payout['id']} failed; the amount is back in the balance",
             **common,
         )
-
-
-def on_payout(obj: dict, event) -> None:
-    """payout.paid / payout.failed: read it from Stripe, then record it."""
-    payout_apply(payout_read(obj), event)
-
-
-def on_dispute(obj: dict, event) -> None:
-    """charge.dispute.created / funds_withdrawn: read it from Stripe, then record it."""
-    dispute_apply(dispute_read(obj), event)
-
-
-def dispute_read(obj: dict) -> dict:
-    return {"dispute": stripe_client.dispute_retrieve(obj["id"])}
-
-
-def dispute_apply(read: dict, event) -> None:
-    dispute_recorded(read["dispute"], event.event_id)
 
 
 def dispute_recorded(dispute: dict, event_id: str) -> None:

@@ -98,6 +98,9 @@ class BillingAccount(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="billing_account"
     )
     stripe_customer_id = models.CharField(max_length=64, unique=True)
+    # Stripe disputes (chargebacks) of this customer's payments not decided yet: staff look
+    # into them, and no new order is taken meanwhile (billing/disputes.py).
+    open_disputes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

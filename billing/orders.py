@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import SSHKey, User
 from accounts.services import profile_for
-from billing import catalog, stripe_client
+from billing import catalog, disputes, stripe_client
 from billing.models import BillingAccount, Order, Plan
 from billing.transitions import Actor, BillingConflict, order_transition
 from billing.vat import OUTSIDE_EU, REVERSE_CHARGE, quote, situation_of
@@ -75,6 +75,11 @@ def order_place(
     generate_password: bool,
 ) -> Order:
     """Check the choices against the database (never the browser) and record the order."""
+    if disputes.has_open_dispute(owner):
+        raise OrderError(
+            "A payment of yours is disputed with your bank; please contact support before "
+            "ordering again."
+        )
     plan = Plan.objects.filter(pk=plan_id, active=True).first()
     if plan is None:
         raise OrderError("That plan is not offered any more; choose another.", field="plan")

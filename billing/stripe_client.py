@@ -277,6 +277,10 @@ def balance_transactions_of_payout(payout_id: str) -> list[dict]:
         params = params | {"starting_after": page["data"][-1]["id"]}
 
 
+def charge_retrieve(charge_id: str) -> dict:
+    return _call("charge retrieve", _client().v1.charges.retrieve, charge_id)
+
+
 def dispute_retrieve(dispute_id: str) -> dict:
     return _call("dispute retrieve", _client().v1.disputes.retrieve, dispute_id)
 

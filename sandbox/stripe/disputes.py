@@ -73,6 +73,29 @@ class Disputes:
         self.s.emit("charge.dispute.funds_withdrawn", dispute)
         return dispute
 
+    def close_dispute(self, dispute: dict, outcome: str) -> dict:
+        """The card network decides: `won` gives the disputed amount back (the dispute fee stays
+        with Stripe), `lost` keeps it withdrawn. Stripe emits charge.dispute.closed either way,
+        and charge.dispute.funds_reinstated when won."""
+        if outcome not in ("won", "lost"):
+            raise StripeError("A dispute is won or lost.", param="status")
+        if dispute["status"] in ("won", "lost"):
+            raise StripeError(f"Dispute {dispute['id']} is closed already.", param="dispute")
+        if outcome == "won":
+            txn = self.o.balance_transaction(
+                "adjustment", dispute["amount"], dispute["currency"], dispute["id"]
+            )
+            txn.update(
+                reporting_category="dispute_reversal",
+                description=f"Chargeback reversal for {dispute['charge']}",
+            )
+            dispute["balance_transactions"].append(txn)
+        dispute["status"] = outcome
+        if outcome == "won":
+            self.s.emit("charge.dispute.funds_reinstated", dispute)
+        self.s.emit("charge.dispute.closed", dispute)
+        return dispute
+
     def fail_payout(self, payout: dict, code: str = "account_closed") -> dict:
         if payout["status"] != "paid":
             raise StripeError("Only a paid payout can fail here.", param="payout")

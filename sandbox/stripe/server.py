@@ -149,6 +149,11 @@ class StripeSandbox:
         with self.store.lock:
             return self.billing.dispute(self.store.get(charge_id, "charge"), reason)
 
+    def close_dispute(self, dispute_id: str, outcome: str) -> dict:
+        """The dispute is decided: won (the amount comes back) or lost."""
+        with self.store.lock:
+            return self.billing.close_dispute(self.store.get(dispute_id, "dispute"), outcome)
+
     def fail_payout(self, payout_id: str, code: str = "account_closed") -> dict:
         """The bank returns a paid payout: it fails, and its amount is back in the balance."""
         with self.store.lock:
@@ -487,6 +492,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif (match := re.fullmatch(r"/charges/([\w]+)/dispute", route)) and method == "POST":
             self._json(200, sandbox.dispute(match[1], params.get("reason") or "fraudulent"))
+        elif (match := re.fullmatch(r"/disputes/([\w]+)/close", route)) and method == "POST":
+            self._json(200, sandbox.close_dispute(match[1], params.get("status") or ""))
         elif (match := re.fullmatch(r"/payouts/([\w]+)/fail", route)) and method == "POST":
             self._json(200, sandbox.fail_payout(match[1], params.get("code") or "account_closed"))
         elif (match := re.fullmatch(r"/invoices/([\w]+)/pay", route)) and method == "POST":
