@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from billing import ledger, stripe_client
+from billing import ledger, payouts, stripe_client
 from billing.models import BillingAccount, LedgerEntry
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def dispute_apply(read: dict, event) -> None:
         if open_ids != account.open_disputes:
             BillingAccount.objects.filter(pk=account.pk).update(open_disputes=open_ids)
             logger.info("customer %s: open disputes %s", account.user_id, open_ids)
-    ledger.dispute_recorded(dispute, event.event_id)
+    payouts.dispute_recorded(dispute, event.event_id)
     if dispute.get("status") == "won":
         _reinstated(dispute, event.event_id)
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import disputes, ledger, mirror, stripe_client
+from billing import disputes, ledger, mirror, payouts, stripe_client
 from billing.models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def fetch_credit_note(obj: dict) -> dict:
 
 def apply_credit_note(read: dict, event: StripeEvent) -> None:
     ledger.credit_note_recorded(read["credit_note"], read["invoice"], event.event_id)
+    ledger.credit_note_voided(read["credit_note"], event.event_id)
 
 
 def subscription_refresh(subscription_id: str) -> None:
@@ -127,9 +128,11 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": Handler(fetch_refund, apply_refund),
     "refund.updated": Handler(fetch_refund, apply_refund),
     "credit_note.created": Handler(fetch_credit_note, apply_credit_note),
+    "credit_note.voided": Handler(fetch_credit_note, apply_credit_note),
+    "refund.failed": Handler(fetch_refund, apply_refund),
     # Finance exports: payouts with their balance transactions, and disputes (billing/ledger.py).
-    "payout.paid": Handler(ledger.payout_read, ledger.payout_apply),
-    "payout.failed": Handler(ledger.payout_read, ledger.payout_apply),
+    "payout.paid": Handler(payouts.payout_read, payouts.payout_apply),
+    "payout.failed": Handler(payouts.payout_read, payouts.payout_apply),
     # Disputes: the customer flagged while open, the money withdrawn and given back.
     "charge.dispute.created": Handler(disputes.dispute_read, disputes.dispute_apply),
     "charge.dispute.funds_withdrawn": Handler(disputes.dispute_read, disputes.dispute_apply),

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.vat import EU_COUNTRIES
-from billing import stripe_client
 from billing.models import (
     BillingAccount,
     Invoice,
@@ -214,7 +213,7 @@ def payment_attempt_failed(invoice: dict, fields: dict) -> None:
     if invoice.get("status") != "open" or not invoice.get("attempted") or not attempts:
         return
     amount = invoice.get("amount_due") or 0
-    vat = _share(fields["vat_cents"], amount, fields["gross_cents"])
+    vat = vat_share(fields["vat_cents"], amount, fields["gross_cents"])
     following = when(invoice.get("next_payment_attempt"))
     reason = f"Payment attempt {attempts} failed; " + (
         f"next attempt {following:%Y-%m-%d %H:%M} UTC" if following else "no further attempts"
@@ -261,7 +260,7 @@ def invoice_paid(invoice: dict, event_id: str) -> None:
         ref = payment.get("payment") or {}
         payment_id = ref.get("payment_intent") or ref.get("charge") or payment.get("id")
         amount = payment.get("amount_paid") or 0
-        vat = _share(fields["vat_cents"], amount, fields["gross_cents"])
+        vat = vat_share(fields["vat_cents"], amount, fields["gross_cents"])
         _record(
             kind=Kind.PAYMENT,
             stripe_object_id=payment_id,
@@ -298,7 +297,61 @@ def invoice_voided(invoice: dict, event_id: str) -> None:
     )
 
 
-def _share(vat: int, part: int, whole: int) -> int:
+def invoice_uncollectible(invoice: dict, event_id: str) -> None:
+    """An invoice marked uncollectible: what was still owed is written off, with its VAT."""
+    if invoice.get("status") != "uncollectible":
+        return
+    if not LedgerEntry.objects.filter(
+        kind=Kind.INVOICE_ISSUED, stripe_object_id=invoice["id"]
+    ).exists():
+        return
+    fields = _invoice_fields(invoice, event_id)
+    owed = invoice.get("amount_remaining") or 0
+    vat = vat_share(fields["vat_cents"], owed, fields["gross_cents"])
+    marked = (invoice.get("status_transitions") or {}).get("marked_uncollectible_at")
+    _record(
+        kind=Kind.INVOICE_UNCOLLECTIBLE,
+        stripe_object_id=invoice["id"],
+        occurred_at=when(marked or invoice.get("created")),
+        description=f"Invoice {invoice.get('number') or invoice['id']} written off",
+        **(fields | {"net_cents": -(owed - vat), "vat_cents": -vat, "gross_cents": -owed}),
+    )
+
+
+def credit_note_voided(credit_note: dict, event_id: str) -> None:
+    """A voided credit note that was booked gets the reversing row."""
+    if credit_note.get("status") != "void":
+        return
+    booked = LedgerEntry.objects.filter(
+        kind=Kind.CREDIT_NOTE, stripe_object_id=credit_note["id"]
+    ).first()
+    if booked is None:
+        return
+    _reverse(booked, Kind.CREDIT_NOTE_VOIDED, credit_note.get("voided_at"), event_id,
+             f"Credit note {credit_note.get('number') or credit_note['id']} voided")  # fmt: skip
+
+
+def _reverse(row: LedgerEntry, kind: str, at: int | None, event_id: str, text: str) -> None:
+    keep = (
+        "customer", "currency", "country", "vat_treatment", "vat_rate", "plan",
+        "stripe_invoice_id", "stripe_customer_id", "document_number", "corrects_number",
+        "customer_name", "customer_vat_id", "stripe_subscription_id", "stripe_payment_id",
+        "stripe_source_id",
+    )  # fmt: skip
+    _record(
+        kind=kind,
+        stripe_object_id=row.stripe_object_id,
+        occurred_at=when(at) or row.occurred_at,
+        description=text,
+        net_cents=-row.net_cents,
+        vat_cents=-row.vat_cents,
+        gross_cents=-row.gross_cents,
+        stripe_event_id=event_id,
+        **{name: getattr(row, name) for name in keep},
+    )
+
+
+def vat_share(vat: int, part: int, whole: int) -> int:
     """The VAT inside `part` of a `whole` that carried `vat` (rounded half up)."""
     if not whole:
         return 0
@@ -306,6 +359,11 @@ def _share(vat: int, part: int, whole: int) -> int:
 
 
 def refund_recorded(refund: dict, event_id: str) -> None:
+    if refund.get("status") == "failed":
+        booked = LedgerEntry.objects.filter(kind=Kind.REFUND, stripe_object_id=refund["id"]).first()
+        if booked is not None:  # it had succeeded, then the bank returned it
+            _reverse(booked, Kind.REFUND_FAILED, None, event_id, f"Refund {refund['id']} failed")
+        return
     if refund.get("status") != "succeeded":
         return
     paid_with = refund.get("payment_intent") or refund.get("charge") or ""
@@ -314,7 +372,7 @@ def refund_recorded(refund: dict, event_id: str) -> None:
         # The refund's VAT share comes from the payment's row: wait until it is written.
         raise LedgerNotReady(f"refund {refund['id']}: payment {paid_with} not in the ledger yet")
     amount = refund.get("amount") or 0
-    vat = _share(payment.vat_cents, amount, payment.gross_cents)
+    vat = vat_share(payment.vat_cents, amount, payment.gross_cents)
     _record(
         kind=Kind.REFUND,
         stripe_object_id=refund["id"],
@@ -362,147 +420,4 @@ def credit_note_recorded(credit_note: dict, invoice: dict, event_id: str) -> Non
                 "document_number": credit_note.get("number") or "",
             }
         ),
-    )
-
-
-# --- Payouts and disputes ----------------------------------------------------------------------
-# Payout and balance-transaction rows move money between Stripe's balance and the bank: no VAT
-# (net = gross), Stripe's fee in fee_cents. Each balance transaction names the payment it came
-# from, so the payout reconciliation finds our invoice number.
-
-
-def payout_read(obj: dict) -> dict:
-    """The payout (of a payout.* event) and every balance transaction it pays out, from Stripe."""
-    return {
-        "payout": stripe_client.payout_retrieve(obj["id"]),
-        "transactions": stripe_client.balance_transactions_of_payout(obj["id"]),
-    }
-
-
-def payout_apply(read: dict, event) -> None:
-    payout_recorded(read["payout"], read["transactions"], event.event_id)
-
-
-def _payment_row(payment_id: str, charge_id: str) -> LedgerEntry | None:
-    rows = LedgerEntry.objects.filter(kind=Kind.PAYMENT)
-    if payment_id:
-        found = rows.filter(stripe_object_id=payment_id).first()
-        if found:
-            return found
-    return rows.filter(stripe_source_id=charge_id).first() if charge_id else None
-
-
-def _source_of(txn: dict) -> tuple[str, str, str]:
-    """(source id, charge id, payment intent id) of a balance transaction (source expanded)."""
-    source = txn.get("source")
-    if not isinstance(source, dict):
-        return source or "", "", ""
-    charge = source.get("charge") if source.get("object") != "charge" else source.get("id")
-    if isinstance(charge, dict):
-        charge = charge.get("id")
-    intent = source.get("payment_intent")
-    if isinstance(intent, dict):
-        intent = intent.get("id")
-    return source.get("id") or "", charge or "", intent or ""
-
-
-def payout_recorded(payout: dict, transactions: list[dict], event_id: str) -> None:
-    """A paid (or failed) payout, with its balance transactions, once each."""
-    if payout.get("status") not in ("paid", "failed"):
-        return
-    currency = (payout.get("currency") or "eur").upper()
-    amount = payout.get("amount") or 0
-    common = {"currency": currency, "vat_cents": 0, "stripe_payout_id": payout["id"]}
-    common["stripe_event_id"] = event_id
-    _record(
-        kind=Kind.PAYOUT,
-        stripe_object_id=payout["id"],
-        occurred_at=when(payout.get("arrival_date") or payout.get("created")),
-        net_cents=amount,
-        gross_cents=amount,
-        category=payout.get("type") or "bank_account",
-        description=f"Payout {payout['id']} to the bank",
-        **common,
-    )
-    for txn in transactions:
-        if txn.get("type") == "payout" and _source_of(txn)[0] == payout["id"]:
-            continue  # the payout itself: the row above
-        source, charge, intent = _source_of(txn)
-        payment = _payment_row(intent, charge)
-        linked = {}
-        if payment is not None:
-            linked = {
-                "customer": payment.customer,
-                "customer_name": payment.customer_name,
-                "document_number": payment.document_number,
-                "stripe_invoice_id": payment.stripe_invoice_id,
-                "stripe_customer_id": payment.stripe_customer_id,
-                "plan": payment.plan,
-            }
-        gross = txn.get("amount") or 0
-        _record(
-            kind=Kind.BALANCE_TRANSACTION,
-            stripe_object_id=txn["id"],
-            occurred_at=when(txn.get("created")),
-            net_cents=gross,
-            gross_cents=gross,
-            fee_cents=txn.get("fee") or 0,
-            category=txn.get("reporting_category") or txn.get("type") or "",
-            description=(txn.get("description") or txn.get("type") or "")[:200],
-            stripe_source_id=source,
-            stripe_payment_id=intent or (payment.stripe_object_id if payment else ""),
-            **(common | linked),
-        )
-    if payout.get("status") == "failed":
-        _record(
-            kind=Kind.PAYOUT_FAILED,
-            stripe_object_id=payout["id"],
-            occurred_at=when(payout.get("created")),
-            net_cents=-amount,
-            gross_cents=-amount,
-            category=payout.get("failure_code") or "",
-            failure_reason=(payout.get("failure_message") or "")[:200],
-            description=f"Payout {payout['id']} failed; the amount is back in the balance",
-            **common,
-        )
-
-
-def dispute_recorded(dispute: dict, event_id: str) -> None:
-    """The money a dispute withdrew (amount and Stripe's dispute fee), once per dispute."""
-    withdrawn = [t for t in dispute.get("balance_transactions") or [] if (t.get("amount") or 0) < 0]
-    if not withdrawn:
-        return
-    charge = dispute.get("charge") or ""
-    intent = dispute.get("payment_intent") or ""
-    payment = _payment_row(intent, charge)
-    if payment is None:
-        raise LedgerNotReady(
-            f"dispute {dispute['id']}: payment {intent or charge} not in the ledger"
-        )
-    amount = -sum(t["amount"] for t in withdrawn)
-    vat = _share(payment.vat_cents, amount, payment.gross_cents)
-    _record(
-        kind=Kind.DISPUTE,
-        stripe_object_id=dispute["id"],
-        occurred_at=when(withdrawn[0].get("created") or dispute.get("created")),
-        customer=payment.customer,
-        currency=(dispute.get("currency") or "eur").upper(),
-        net_cents=-(amount - vat),
-        vat_cents=-vat,
-        gross_cents=-amount,
-        fee_cents=sum(t.get("fee") or 0 for t in withdrawn),
-        country=payment.country,
-        vat_treatment=payment.vat_treatment,
-        vat_rate=payment.vat_rate,
-        plan=payment.plan,
-        category=dispute.get("reason") or "",
-        description=f"Dispute of {charge} ({dispute.get('reason') or 'no reason given'})",
-        document_number=payment.document_number,
-        customer_name=payment.customer_name,
-        stripe_invoice_id=payment.stripe_invoice_id,
-        stripe_customer_id=payment.stripe_customer_id,
-        stripe_event_id=event_id,
-        stripe_subscription_id=payment.stripe_subscription_id,
-        stripe_payment_id=payment.stripe_object_id,
-        stripe_source_id=charge,
     )

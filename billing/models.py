@@ -365,6 +365,11 @@ class LedgerEntry(models.Model):
         PAYMENT = "payment"
         REFUND = "refund"
         CREDIT_NOTE = "credit_note", "credit note"
+        # Corrections of rows above: an invoice written off, a credit note voided, a refund
+        # that failed after it had been booked.
+        INVOICE_UNCOLLECTIBLE = "invoice_written_off", "invoice written off"
+        CREDIT_NOTE_VOIDED = "credit_note_voided", "credit note voided"
+        REFUND_FAILED = "refund_failed", "refund failed"
         # Finance exports (billing/exports/): failed attempts, disputes, and Stripe's payouts
         # with the balance transactions each one pays out.
         PAYMENT_FAILED = "payment_failed", "payment failed"

@@ -130,6 +130,11 @@ class Api:
         r("POST", "/v1/invoices/create_preview", lambda p: self.b.preview(p))
         r("GET", "/v1/invoices/{id}", self.getter("invoice"))
         r("GET", "/v1/invoices/{id}/lines", self.invoice_lines)
+        r(
+            "POST",
+            "/v1/invoices/{id}/mark_uncollectible",
+            lambda p, id: self.b.mark_uncollectible(self.s.get(id, "invoice")),
+        )
         r("POST", "/v1/refunds", lambda p: self.b.refund(p))
         r(
             "GET",
@@ -144,6 +149,11 @@ class Api:
             self.list_of("credit_note", invoice="invoice", customer="customer"),
         )
         r("GET", "/v1/credit_notes/{id}", self.getter("credit_note"))
+        r(
+            "POST",
+            "/v1/credit_notes/{id}/void",
+            lambda p, id: self.b.void_credit_note(self.s.get(id, "credit_note")),
+        )
         r("POST", "/v1/billing_portal/sessions", lambda p: self.b.portal_session(p))
         r("GET", "/v1/balance_transactions", self.list_balance_transactions)
         r("GET", "/v1/balance_transactions/{id}", self.getter("balance_transaction"))

@@ -169,6 +169,19 @@ class Invoicing:
                 payment["status_transitions"]["canceled_at"] = self.s.now()
         self.s.emit("invoice.voided", invoice)
 
+    def mark_uncollectible(self, invoice: dict) -> dict:
+        """An open invoice given up on: no more attempts; what it owes stays owed."""
+        if invoice["status"] != "open":
+            raise StripeError(
+                f"You can only mark an open invoice as uncollectible; this one is "
+                f"{invoice['status']}.",
+                param="invoice",
+            )
+        invoice.update(status="uncollectible", next_payment_attempt=None, auto_advance=False)
+        invoice["status_transitions"]["marked_uncollectible_at"] = self.s.now()
+        self.s.emit("invoice.marked_uncollectible", invoice)
+        return invoice
+
     def invoice_subscription(self, invoice: dict) -> dict | None:
         details = (invoice.get("parent") or {}).get("subscription_details") or {}
         return self.s.find(details.get("subscription"))

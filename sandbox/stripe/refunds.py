@@ -84,6 +84,25 @@ class Refunds:
         self.s.emit("refund.failed", refund)
         self.s.emit("refund.updated", refund, before)
 
+    def void_credit_note(self, note: dict) -> dict:
+        """Void a credit note: its credit leaves the invoice and the customer's balance. One
+        that refunded money cannot be voided (the money has gone back to the card)."""
+        if note["status"] == "void":
+            raise StripeError("This credit note is already void.", param="id")
+        if note["refunds"]:
+            raise StripeError("A credit note with refunds cannot be voided.", param="id")
+        invoice = self.s.get(note["invoice"])
+        customer = self.s.get(note["customer"])
+        if note["type"] == "post_payment":
+            invoice["post_payment_credit_notes_amount"] -= note["total"]
+        else:
+            invoice["pre_payment_credit_notes_amount"] -= note["total"]
+        if note["customer_balance_transaction"]:
+            customer["balance"] += note["total"] - (note["out_of_band_amount"] or 0)
+        note.update(status="void", voided_at=self.s.now())
+        self.s.emit("credit_note.voided", note)
+        return note
+
     def credit_note(self, p: dict) -> dict:
         if not p.get("invoice"):
             raise missing("invoice")
