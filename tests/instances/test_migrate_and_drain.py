@@ -89,7 +89,7 @@ def test_a_moving_server_occupies_room_on_both_nodes(world, demo_location, alice
     operation = services.instance_migrate(instance=server, target=target, actor=STAFF)
     from instances.operations import engine
 
-    world.time_scale = 0.05  # the migration takes a moment
+    world.time_scale = 0.2  # the migration takes about 2 s: far longer than one look at it
     engine.advance(operation.pk)
     server.refresh_from_db()
     assert (server.node, server.moving_from) == (target, source)
