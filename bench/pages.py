@@ -10,11 +10,11 @@ starts gunicorn with 2 sync workers on a free port with DEBUG=0, signs in as one
 through the login form, and loads each page with wrk for 30 s: the reference view
 (bench/pages_urls.py: the same middleware and session, one query, a tiny template), the
 dashboard, a server page (a full timeline), and the status partial the server page polls while
-an operation runs. The 30 s come in 6 interleaved rounds of 5 s (reference, dashboard, server
-page, partial, then again), so a neighbour that loads the machine for a minute slows every page
-alike; each page's throughput is reported as a ratio to the reference's over the same rounds,
-with latency percentiles over every request. Needs wrk (Debian: apt-get install
-wrk). Prints a table and writes bench/results/pages.json.
+an operation runs. The 30 s come in 10 interleaved rounds of 3 s (reference, dashboard, server
+page, partial, then again), so a neighbour that loads the machine for a while slows every page
+alike; each page's throughput is reported as a ratio to the reference's over the same rounds
+(and the spread of the per-round ratios), with latency percentiles over every request. Needs
+wrk (Debian: apt-get install wrk). Prints a table and writes bench/results/pages.json.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -561,7 +562,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=30, help="per page")
     parser.add_argument(
-        "--rounds", type=int, default=6, help="slices per page, interleaved with the others"
+        "--rounds", type=int, default=10, help="slices per page, interleaved with the others"
     )
     parser.add_argument("--warmup", type=int, default=3, help="seconds per page before measuring")
     parser.add_argument("--connections", type=int, default=4, help="wrk's open connections")
@@ -654,17 +655,23 @@ def main() -> int:
                 row["req_s_per_round"], reference["req_s_per_round"], strict=True
             )
         ]
-        row["ratio_per_round_min_max"] = [round(min(per_round), 2), round(max(per_round), 2)]
+        row["ratio_per_round"] = {
+            "min": round(min(per_round), 2),
+            "median": round(statistics.median(per_round), 2),
+            "max": round(max(per_round), 2),
+        }
     goal_met = all(
         report[p["name"]]["ratio"] >= GOAL_RATIO and report[p["name"]]["p95_ms"] < GOAL_P95_MS
         for p in pages[1:]
     )
-    print(f"\n{'page':<15} {'req/s':>7} {'ratio':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-          f"{'queries':>7}")  # fmt: skip
+    print(f"\n{'page':<15} {'req/s':>7} {'ratio':>6} {'rounds (min-median-max)':>24} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'queries':>7}")  # fmt: skip
     for name, row in report.items():
+        spread = row.get("ratio_per_round")
+        spread = f"{spread['min']}-{spread['median']}-{spread['max']}" if spread else ""
         print(
-            f"{name:<15} {row['req_s']:>7} {row.get('ratio', 1.0):>6} {row['p50_ms']:>7} "
-            f"{row['p95_ms']:>7} {row['p99_ms']:>7} {row['queries']:>7}"
+            f"{name:<15} {row['req_s']:>7} {row.get('ratio', 1.0):>6} {spread:>24} "
+            f"{row['p50_ms']:>7} {row['p95_ms']:>7} {row['p99_ms']:>7} {row['queries']:>7}"
         )
     print(
         f"reference per round: {reference['req_s_per_round']} req/s; goal "

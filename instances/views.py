@@ -41,10 +41,9 @@ def server_detail(request, instance_id: int):
     instance = selectors.server_of(request.user, instance_id)
     context = {
         "instance": instance,
-        "panel": selectors.panel(instance),
-        "events": instance.events.order_by("-created_at", "-id")[:50],
-        "rename_form": RenameForm(initial={"hostname": instance.hostname}),
-        "timeframes": usage.TIMEFRAMES,
+        # The partial shows no traffic: it does not read it.
+        "panel": selectors.panel(instance, with_traffic=not request.htmx),
+        "timeline": selectors.timeline(instance),
     }
     if request.htmx:
         # The timeline further down the page comes along out of band.
@@ -55,6 +54,7 @@ def server_detail(request, instance_id: int):
             response.status_code = HttpResponseStopPolling.status_code
             response["HX-Refresh"] = "true"
     else:
+        context["rename_form"] = RenameForm(initial={"hostname": instance.hostname})
         response = render(request, "instances/detail.html", context)
     # One URL, two bodies: caches and the back button must not mix the page and the partial.
     patch_vary_headers(response, ["HX-Request"])
