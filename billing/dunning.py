@@ -53,7 +53,7 @@ def lifecycle_tick(now: datetime | None = None) -> TickReport:
         _remind(subscription, now, report)
         if subscription.past_due_since <= now - _days(settings.DUNNING_SUSPEND_AFTER_DAYS):
             with transaction.atomic():
-                if subscription.suspended_at is None and lifecycle.suspend(subscription):
+                if subscription.suspended_at is None and lifecycle.suspend(subscription, now=now):
                     report.suspended.append(subscription.stripe_subscription_id)
     overdue = Subscription.objects.filter(
         status__in=("past_due", "unpaid"),
@@ -62,7 +62,7 @@ def lifecycle_tick(now: datetime | None = None) -> TickReport:
     for subscription in overdue:
         _end_unpaid(subscription)
         report.ended.append(subscription.stripe_subscription_id)
-    _retry(report)
+    _retry(report, now)
     return report
 
 
@@ -92,14 +92,14 @@ def _end_unpaid(subscription: Subscription) -> None:
     subscription_refresh(subscription.stripe_subscription_id)
 
 
-def _retry(report: TickReport) -> None:
+def _retry(report: TickReport, now: datetime) -> None:
     """What the state says should have happened but could not start (the server was busy)."""
     Status = Instance.Status
     with transaction.atomic():
         for subscription in Subscription.objects.filter(
             status="unpaid", order__instance__status__in=(Status.RUNNING, Status.STOPPED)
         ):
-            if lifecycle.suspend(subscription):
+            if lifecycle.suspend(subscription, now=now):
                 report.retried.append(f"suspend {subscription.stripe_subscription_id}")
         for subscription in Subscription.objects.filter(
             status__in=lifecycle.PAYING,

@@ -51,6 +51,8 @@ def apply_subscription(read: dict, event: StripeEvent | None) -> None:
             read["started"],
             stripe_event_id=event.event_id if event else "",
             latest_invoice=read.get("latest_invoice"),
+            # When Stripe made the event: a webhook processed late still counts from then.
+            changed_at=ledger.when(event.payload.get("created")) if event else None,
         )
 
 

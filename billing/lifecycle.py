@@ -13,6 +13,7 @@ reason the customer reads; instances know nothing of money.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -57,15 +58,18 @@ def server_of(subscription: Subscription) -> Instance | None:
     return subscription.order.instance if subscription.order.instance_id else None
 
 
-def subscription_changed(subscription: Subscription, old: str, new: str) -> None:
-    """React to one status transition (old -> new) of the subscription."""
+def subscription_changed(
+    subscription: Subscription, old: str, new: str, *, now: datetime | None = None
+) -> None:
+    """React to one status transition (old -> new) of the subscription, which happened at
+    `now` (when Stripe made the change; the dunning timers count from then)."""
     if old == new:
         return
-    now = timezone.now()
+    now = now or timezone.now()
     if new == "past_due" and subscription.past_due_since is None:
         Subscription.objects.filter(pk=subscription.pk).update(past_due_since=now, reminders_sent=0)
     if new == "unpaid":
-        suspend(subscription)
+        suspend(subscription, now=now)
     if new in PAYING and old in ("past_due", "unpaid"):
         Subscription.objects.filter(pk=subscription.pk).update(
             past_due_since=None, reminders_sent=0
@@ -75,8 +79,9 @@ def subscription_changed(subscription: Subscription, old: str, new: str) -> None
         remove(subscription, reason="The subscription ended; the server was removed.")
 
 
-def suspend(subscription: Subscription) -> bool:
-    """Suspend the server for non-payment (once); False when it must be tried again later."""
+def suspend(subscription: Subscription, *, now: datetime | None = None) -> bool:
+    """Suspend the server for non-payment (once; the grace period counts from `now`); False
+    when it must be tried again later."""
     server = server_of(subscription)
     if server is None or server.status in (Instance.Status.TERMINATING, Instance.Status.TERMINATED):
         return True
@@ -85,8 +90,10 @@ def suspend(subscription: Subscription) -> bool:
     except OperationInProgress:
         return False  # beat tries again when the server's current operation has ended
     if subscription.suspended_at is None:
-        Subscription.objects.filter(pk=subscription.pk).update(suspended_at=timezone.now())
-        subscription.suspended_at = timezone.now()
+        subscription.suspended_at = now or timezone.now()
+        Subscription.objects.filter(pk=subscription.pk).update(
+            suspended_at=subscription.suspended_at
+        )
         server_id = server.pk
         transaction.on_commit(lambda: notifications.send_suspended(subscription.pk, server_id))
     return True

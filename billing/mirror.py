@@ -64,9 +64,11 @@ def subscription_apply(
     *,
     stripe_event_id: str = "",
     latest_invoice: dict | None = None,
+    changed_at: datetime.datetime | None = None,
 ) -> None:
     """Mirror a subscription as read at `started`; one that has been paid for pays its order
-    (its server is built), and the lifecycle and any upgrade in flight follow its state."""
+    (its server is built), and the lifecycle and any upgrade in flight follow its state.
+    `changed_at`: when Stripe made the change (the event's time), which dunning counts from."""
     order = order_for(subscription)
     if order is None:
         logger.info("subscription %s is not one of our orders; ignored", subscription["id"])
@@ -113,7 +115,7 @@ def subscription_apply(
         },
         stripe_event_id=stripe_event_id,
     )
-    lifecycle.subscription_changed(row, old, new)
+    lifecycle.subscription_changed(row, old, new, now=changed_at)
     upgrades.upgrades_follow(subscription, latest_invoice=latest_invoice)
 
 

@@ -9,10 +9,9 @@ cluster in fakepve. Beat's lifecycle tick is called with the time it would run a
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core import mail
-from django.utils import timezone
 
 from billing import dunning
 from billing.models import BillingEvent, LedgerEntry, Subscription
@@ -37,6 +36,11 @@ def subscription_of(server) -> Subscription:
 def statuses(subscription) -> list[tuple[str, str]]:
     events = BillingEvent.objects.filter(subscription=subscription, field="status")
     return list(events.values_list("old", "new"))
+
+
+def stripe_now(demo_sandbox) -> datetime:
+    """The sandbox's clock, which the renewals moved ahead of ours: beat runs at that time."""
+    return datetime.fromtimestamp(demo_sandbox.now(), tz=UTC)
 
 
 def renew_failing(demo_sandbox, settle, server) -> Subscription:
@@ -82,6 +86,29 @@ def test_a_failed_renewal_warns_without_touching_the_server(
     assert subscription.past_due_since is not None
 
 
+def test_dunning_counts_from_the_failed_payment_not_from_when_its_webhook_came(
+    client, world, demo_sandbox, settle, german, settings, paid_server
+):
+    """The webhooks of a renewal that failed at Stripe's time T are processed at our time
+    (here a month earlier; in production minutes later, after a worker outage hours): past due
+    since T (to within the delivery's lag), reminders and suspension count from T, and the
+    grace period from when Stripe gave up."""
+    settings.DUNNING_SUSPEND_AFTER_DAYS = 10
+    server = paid_server(german, card=LATER_DECLINED)
+    subscription = renew_failing(demo_sandbox, settle, server)
+    failed_at = stripe_now(demo_sandbox)  # the renewal failed a day ago or less
+    assert subscription.current_period_start <= subscription.past_due_since <= failed_at
+    report = dunning.lifecycle_tick(failed_at + timedelta(days=1))
+    assert report.suspended == [] and report.ended == [] and report.reminded == []
+    for _day in range(15):  # Stripe's retries end on the 9th day: unpaid, suspended then
+        demo_sandbox.advance(DAY)
+        settle()
+    subscription.refresh_from_db()
+    assert subscription.status == "unpaid"
+    assert subscription.suspended_at > failed_at + timedelta(days=8)
+    assert dunning.lifecycle_tick(stripe_now(demo_sandbox)).ended == []
+
+
 def test_reminders_come_on_schedule_once_each(
     client, world, demo_sandbox, settle, german, settings, paid_server
 ):
@@ -89,7 +116,7 @@ def test_reminders_come_on_schedule_once_each(
     server = paid_server(german, card=LATER_DECLINED)
     renew_failing(demo_sandbox, settle, server)
     mail.outbox.clear()
-    now = timezone.now()
+    now = stripe_now(demo_sandbox)
     assert dunning.lifecycle_tick(now + timedelta(days=1)).reminded == []
     assert len(dunning.lifecycle_tick(now + timedelta(days=3, hours=1)).reminded) == 1
     assert dunning.lifecycle_tick(now + timedelta(days=3, hours=2)).reminded == []  # run twice
@@ -104,8 +131,9 @@ def test_days_past_due_suspend_the_server_then_paying_restores_it(
     settings.DUNNING_SUSPEND_AFTER_DAYS = 5
     server = paid_server(german, card=LATER_DECLINED)
     subscription = renew_failing(demo_sandbox, settle, server)
-    assert dunning.lifecycle_tick(timezone.now() + timedelta(days=2)).suspended == []
-    report = dunning.lifecycle_tick(timezone.now() + timedelta(days=5, hours=1))
+    now = stripe_now(demo_sandbox)
+    assert dunning.lifecycle_tick(now + timedelta(days=2)).suspended == []
+    report = dunning.lifecycle_tick(now + timedelta(days=5, hours=1))
     assert report.suspended == [subscription.stripe_subscription_id]
     drive_all(server)
     assert server.status == Status.SUSPENDED
@@ -137,7 +165,7 @@ def test_stripe_giving_up_suspends_and_the_grace_period_removes(
     assert server.status == Status.SUSPENDED
     address = server.ipv4
 
-    report = dunning.lifecycle_tick(timezone.now() + timedelta(days=15))
+    report = dunning.lifecycle_tick(stripe_now(demo_sandbox) + timedelta(days=15))
     assert report.ended == [subscription.stripe_subscription_id]
     settle()
     subscription.refresh_from_db()
@@ -153,7 +181,7 @@ def test_stripe_giving_up_suspends_and_the_grace_period_removes(
     ]
     assert server.events.exists() and LedgerEntry.objects.filter(customer=german).exists()
     settle()
-    assert dunning.lifecycle_tick(timezone.now() + timedelta(days=20)).ended == []
+    assert dunning.lifecycle_tick(stripe_now(demo_sandbox) + timedelta(days=20)).ended == []
     assert server.operations.filter(kind="terminate").count() == 1
 
 
