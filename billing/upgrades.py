@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing import catalog, stripe_client
 from billing.ledger import when
-from billing.models import Plan, Subscription, Upgrade
+from billing.models import Plan, Subscription, Upgrade, money
 from billing.orders import quote_for, spec_of
 from billing.vat import Quote
 from instances import services as instance_services
@@ -88,8 +88,10 @@ def _changes(instance: Instance, plan: Plan) -> list[str]:
     def step(name: str, old, new, unit: str = "") -> str | None:
         return f"{name}: {old} → {new}{unit}" if old != new else None
 
+    cores = "dedicated" if plan.dedicated_cores else "shared"
+    before = "dedicated" if instance.dedicated_cores else "shared"
     rows = [
-        step("vCPUs", instance.vcpus, plan.vcpus, " dedicated" if plan.dedicated_cores else ""),
+        step("vCPUs", f"{instance.vcpus} {before}", f"{plan.vcpus} {cores}"),
         step("RAM", instance.memory_mib // 1024, plan.memory_mib // 1024, " GiB"),
         step("Disk", instance.disk_gib, plan.disk_gib, " GiB"),
         step("Storage", instance.get_storage_class_display(), plan.get_storage_class_display()),
@@ -121,11 +123,12 @@ def spec_for(upgrade: Upgrade):
     return dataclasses.replace(spec, disk_gib=max(disk, upgrade.instance.disk_gib))
 
 
-def upgrade_options(user: User, instance: Instance) -> list[Option]:
-    """Every bigger size with the amount due now (Stripe's preview) and every smaller one."""
+def upgrade_options(user: User, instance: Instance, now: datetime | None = None) -> list[Option]:
+    """Every bigger size with the amount due now (Stripe's preview, prorated from `now`) and
+    every smaller one."""
     subscription = subscription_for(user, instance)
     plan = current_plan(subscription)
-    now = int(timezone.now().timestamp())
+    proration = int((now or timezone.now()).timestamp())
     item = None
     options = []
     for target in catalog.upgrade_targets(plan):
@@ -135,7 +138,7 @@ def upgrade_options(user: User, instance: Instance) -> list[Option]:
             )
             item = _item(stripe_subscription)
         preview = stripe_client.invoice_preview(
-            params=_preview_params(subscription, item, target, now)
+            params=_preview_params(subscription, item, target, proration)
         )
         due = int(preview.get("amount_due") or 0)
         options.append(
@@ -146,7 +149,7 @@ def upgrade_options(user: User, instance: Instance) -> list[Option]:
                 live=applies_live(instance, target),
                 monthly=quote_for(user, target),
                 due_now_cents=due,
-                token=_quote_token(subscription, target, now, due),
+                token=_quote_token(subscription, target, proration, due),
             )
         )
     for target in catalog.downgrade_targets(plan):
@@ -384,10 +387,18 @@ def upgrade_apply(upgrade_id: int, now: datetime | None = None) -> Upgrade:
         if not due:
             return upgrade
         plan = upgrade.to_plan
-        verb = "Upgraded" if upgrade.kind == Upgrade.Kind.UPGRADE else "Moved"
+        if upgrade.kind == Upgrade.Kind.UPGRADE:
+            charged = money(upgrade.amount_due_cents, upgrade.currency)
+            label = f"Upgraded to {plan.name} ({charged} charged, VAT included)."
+        else:
+            label = f"Moved to {plan.name} for the new period."
         try:
             instance_services.instance_resize(
-                instance=upgrade.instance, spec=spec_for(upgrade), label=f"{verb} to {plan.name}."
+                instance=upgrade.instance,
+                spec=spec_for(upgrade),
+                label=label,
+                actor=instance_services.Actor.CUSTOMER,
+                actor_user=upgrade.owner,
             )
         except instance_services.OperationInProgress:
             return upgrade  # beat tries again when the server's current operation has ended

@@ -72,3 +72,12 @@ class RenameForm(forms.Form):
         help_text="Lower-case letters, digits and hyphens, e.g. web-2.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+
+
+class RebootPlanForm(forms.Form):
+    at = forms.DateTimeField(
+        label="Reboot at",
+        input_formats=["%Y-%m-%dT%H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": "Pick a date and time, e.g. tonight at 03:00."},
+    )

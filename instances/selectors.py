@@ -22,6 +22,7 @@ from instances.models import (
     OSImage,
 )
 from instances.operations import KINDS
+from instances.operations.pending import waiting_for_reboot
 
 
 def servers_of(user: User) -> QuerySet[Instance]:
@@ -134,6 +135,11 @@ class Panel:
     actions: frozenset[str]  # operation kinds the customer may ask for now
     traffic: InstanceTraffic | None  # None too when not asked for (the status partial)
     traffic_allowance_bytes: int
+    # What waits for a reboot, in words ("the vCPUs and the RAM"); "" when nothing does.
+    waiting_for_reboot: str = ""
+    # Changes whenever anything the page shows at the top changes: the page looks now and then
+    # whether it should reload (an operation starting, a payment restoring the server).
+    version: str = ""
 
 
 def panel(instance: Instance, *, with_traffic: bool = True) -> Panel:
@@ -149,7 +155,7 @@ def panel(instance: Instance, *, with_traffic: bool = True) -> Panel:
     if not busy and instance.family != Family.DEDICATED and instance.missing_since is None:
         actions = frozenset(
             name
-            for name in (*POWER_ACTIONS, "reinstall", "password", "rename")
+            for name in (*POWER_ACTIONS, "reinstall", "password", "rename", "resize")
             if instance.status in KINDS[name].allowed_from
         )
     traffic = instance.traffic.order_by("-period_start").first() if with_traffic else None
@@ -161,6 +167,9 @@ def panel(instance: Instance, *, with_traffic: bool = True) -> Panel:
         actions=actions,
         traffic=traffic,
         traffic_allowance_bytes=instance.traffic_tb * 10**12,
+        waiting_for_reboot=waiting_for_reboot(instance.pending_changes),
+        version=f"{instance.status}.{latest.pk if latest else 0}.{latest.state if latest else ''}"
+        f".{instance.updated_at.timestamp():.0f}",
     )
 
 

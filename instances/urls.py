@@ -13,4 +13,5 @@ urlpatterns = [
     path("<int:instance_id>/reinstall/", views.server_reinstall, name="reinstall"),
     path("<int:instance_id>/password/", views.server_password, name="password"),
     path("<int:instance_id>/password/show/", views.server_password_reveal, name="password_reveal"),
+    path("<int:instance_id>/reboot-plan/", views.server_reboot_plan, name="reboot_plan"),
 ]

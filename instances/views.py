@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
@@ -16,7 +17,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from accounts.services import profile_is_complete
 from instances import selectors, services, usage
-from instances.forms import PasswordResetForm, ReinstallForm, RenameForm
+from instances.forms import PasswordResetForm, RebootPlanForm, ReinstallForm, RenameForm
 from instances.models import InstanceEvent
 
 CUSTOMER = InstanceEvent.Actor.CUSTOMER
@@ -39,18 +40,21 @@ def server_list(request):
 @require_GET
 def server_detail(request, instance_id: int):
     instance = selectors.server_of(request.user, instance_id)
-    context = {
-        "instance": instance,
-        # The partial shows no traffic: it does not read it.
-        "panel": selectors.panel(instance, with_traffic=not request.htmx),
-        "timeline": selectors.timeline(instance),
-    }
+    # The partial shows no traffic: it does not read it.
+    panel = selectors.panel(instance, with_traffic=not request.htmx)
+    live = panel.operation is not None and panel.operation.is_live
+    if request.htmx and not live and request.GET.get("seen") == panel.version:
+        # Nothing happened since the page was drawn (the slow look while nothing runs).
+        response = HttpResponse(status=204)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+    context = {"instance": instance, "panel": panel, "timeline": selectors.timeline(instance)}
     if request.htmx:
         # The timeline further down the page comes along out of band.
         response = render(request, "instances/detail.html#live", context | {"oob": True})
-        operation = context["panel"].operation
-        if not (operation and operation.is_live):
-            # The operation ended: reload the page once, so every card shows the new state.
+        if not live:
+            # Something changed (an operation ended, or one started or a payment came in
+            # while the page was open): reload the page once, so every card shows it.
             response.status_code = HttpResponseStopPolling.status_code
             response["HX-Refresh"] = "true"
     else:
@@ -173,3 +177,26 @@ def server_password_reveal(request, instance_id: int):
     return render(
         request, "instances/password_shown.html", {"instance": instance, "password": password}
     )
+
+
+@login_required
+@require_POST
+def server_reboot_plan(request, instance_id: int):
+    """Plan a reboot (it applies what waits for one) at a time the customer picks, or cancel it."""
+    instance = selectors.server_of(request.user, instance_id)
+    form = RebootPlanForm(request.POST)
+    if request.POST.get("cancel"):
+        services.reboot_plan(instance=instance, at=None, actor_user=request.user)
+        messages.success(request, "The planned reboot is cancelled.")
+    elif not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("at", ["Pick a date and time."])))
+    else:
+        try:
+            services.reboot_plan(
+                instance=instance, at=form.cleaned_data["at"], actor_user=request.user
+            )
+        except services.InstanceError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"{instance.hostname} reboots at the time you chose.")
+    return redirect("instances:detail", instance.pk)

@@ -16,4 +16,4 @@ def money(cents, currency="EUR"):
 @register.filter
 def gib(mib):
     value = int(mib) / 1024
-    return f"{value:g} GB"
+    return f"{value:g} GiB"

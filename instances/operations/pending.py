@@ -30,3 +30,15 @@ def note_pending(ctx: Context) -> None:
     Instance.objects.filter(pk=ctx.instance.pk).update(**fields)
     for name, value in fields.items():
         setattr(ctx.instance, name, value)
+
+
+def waiting_for_reboot(keys: list[str]) -> str:
+    """The parts of a change PVE keeps for the next start, in words ("the vCPUs and the RAM")."""
+    parts = []
+    if {"cores", "sockets", "vcpus"} & set(keys):
+        parts.append("the vCPUs")
+    if "memory" in keys:
+        parts.append("the RAM")
+    if {"hotplug", "numa"} & set(keys):
+        parts.append("the layout for live upgrades")
+    return " and ".join(parts)

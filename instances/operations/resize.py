@@ -17,7 +17,8 @@ from instances.models import Instance
 from instances.operations.base import Context, Kind, Step, StepFailed, Wait
 from instances.operations.build import disk_size_gib, grow_disk, layout_options
 from instances.operations.migrate import start_migration, wait_migration
-from instances.operations.pending import note_pending
+from instances.operations.pending import note_pending, waiting_for_reboot
+from instances.state import event_record
 
 Status = Instance.Status
 SPEC_FIELDS = ("family", "plan_name", "vcpus", "dedicated_cores", "memory_mib", "disk_gib")
@@ -103,28 +104,25 @@ def configure(ctx: Context) -> Wait | None:
     return ctx.task_started(upid, "config", "Applying the new size")
 
 
-def _waiting(keys: list[str]) -> str:
-    parts = []
-    if {"cores", "sockets", "vcpus"} & set(keys):
-        parts.append("the vCPUs")
-    if "memory" in keys:
-        parts.append("the RAM")
-    if {"hotplug", "numa"} & set(keys):
-        parts.append("the layout for live upgrades")
-    return " and ".join(parts)
-
-
 def resized(ctx: Context) -> None:
     instance = ctx.instance
     size = f"{instance.vcpus} vCPU, {instance.memory_mib // 1024} GiB RAM, {instance.disk_gib} GiB"
-    waiting = _waiting(instance.pending_changes)
+    waiting = waiting_for_reboot(instance.pending_changes)
     if waiting:
         message = f"Now {size}; {waiting} take effect at the next reboot."
     else:
         message = f"Now {size}, applied without a reboot."
     if ctx.params.get("grown"):
         message += " The file system grows at the next boot (or now with growpart and resize2fs)."
-    ctx.event(ctx.params.get("label", "Resized.") + " " + message)
+    # On the timeline as the requester's (the customer who paid for it), not the system's.
+    event_record(
+        instance,
+        message=ctx.params.get("label", "Resized.") + " " + message,
+        step=ctx.operation.step,
+        actor=ctx.operation.actor,
+        actor_user=ctx.operation.actor_user,
+        operation=ctx.operation,
+    )
 
 
 def grow(ctx: Context) -> Wait | None:

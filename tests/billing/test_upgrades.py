@@ -90,7 +90,8 @@ def test_the_amount_shown_is_charged_and_the_server_grows_live(
     assert Subscription.objects.get().plan.slug == "nvme-vps-m"
     settle()  # the update's own webhooks change nothing more
     assert server.operations.filter(kind="resize").count() == 1
-    assert "Upgraded to NVMe VPS M." in " ".join(server.events.values_list("message", flat=True))
+    entry = server.events.get(message__startswith="Upgraded to NVMe VPS M (")
+    assert f"({shown} charged, VAT included)" in entry.message and entry.actor == "customer"
 
 
 def test_confirming_twice_charges_once(client, world, demo_sandbox, german, paid_server, settle):

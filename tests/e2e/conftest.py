@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connections
 from playwright.sync_api import ConsoleMessage, Error, Page, Playwright, Request
+
+from portal.celery import app as celery_app
 
 ALLOW_ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 # A request still running this long after the test (a long poll) is not waited for.
@@ -135,3 +139,21 @@ def _let_pending_events_arrive(page: Page, in_flight: set[Request]) -> None:
     # page is mid-navigation, whatever the old document reported has already arrived.
     with contextlib.suppress(Error):
         page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+
+
+@pytest.fixture
+def worker(live_server, stripe_settings, world, settings) -> Iterator[None]:
+    """A Celery worker for the test, and the sandbox's webhooks pointed at the live server."""
+    settings.SITE_URL = live_server.url
+    # What settings derive from STRIPE_API_BASE at start-up: the pages paying redirects to.
+    csp = dict(settings.SECURE_CSP)
+    csp["form-action"] = [*csp["form-action"], stripe_settings.url]
+    settings.SECURE_CSP = csp
+    settings.OPERATION_POLL = 0.1
+    stripe_settings.set_webhook(f"{live_server.url}/billing/stripe/webhook/", "whsec_test_portal")
+    celery_app.control.purge()  # messages other tests queued for nobody
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
+    ):
+        yield
+    connections.close_all()

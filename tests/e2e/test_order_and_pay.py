@@ -9,39 +9,17 @@ the server on fakepve (the demo cluster, at a twentieth of real PVE durations) o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.db import connections
 from playwright.sync_api import Page, expect
 
 from billing.models import Order
 from instances.models import Instance
-from portal.celery import app as celery_app
 from tests.accounts.test_ssh_keys import ED25519_KEY
 from tests.e2e.test_signup_and_two_factor import confirmation_link, main_nav, sign_in_with_password
 
 pytestmark = pytest.mark.fakepve(time_scale=0.05)
 BUILD_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def worker(live_server, stripe_settings, world, settings) -> Iterator[None]:
-    """A Celery worker for the test, and the sandbox's webhooks pointed at the live server."""
-    settings.SITE_URL = live_server.url
-    # What settings derive from STRIPE_API_BASE at start-up: the pages paying redirects to.
-    csp = dict(settings.SECURE_CSP)
-    csp["form-action"] = [*csp["form-action"], stripe_settings.url]
-    settings.SECURE_CSP = csp
-    settings.OPERATION_POLL = 0.1
-    stripe_settings.set_webhook(f"{live_server.url}/billing/stripe/webhook/", "whsec_test_portal")
-    celery_app.control.purge()  # messages other tests queued for nobody
-    with start_worker(
-        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
-    ):
-        yield
-    connections.close_all()
 
 
 def sign_up(page: Page, live_server, mailoutbox, email: str, password: str) -> None:

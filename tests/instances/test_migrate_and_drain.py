@@ -4,6 +4,8 @@ cannot move listed with the reason. Against the demo cluster in fakepve."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from instances import drain, services
@@ -94,8 +96,11 @@ def test_a_moving_server_occupies_room_on_both_nodes(world, demo_location, alice
     server.refresh_from_db()
     assert (server.node, server.moving_from) == (target, source)
     assert node_usage(source, "nvme").shared_vcpus == node_usage(target, "nvme").shared_vcpus == 2
+    deadline = time.monotonic() + 30
+    while world.vm(server.vmid).lock == "migrate" and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the fake's migration task has ended
     world.time_scale = 0
-    drive(operation.pk)
+    assert drive(operation.pk).state == SUCCEEDED
 
 
 def run_drain(source: Node, *, limit: int = 30) -> list[str]:

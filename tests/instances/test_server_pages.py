@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from instances.models import Instance
@@ -46,12 +48,27 @@ def test_a_building_server_page_polls_its_live_partial(client, alice, location):
     assert "<html" not in html
 
 
-def test_polling_stops_with_286_once_the_server_runs(client, alice, location):
+def test_polling_stops_with_286_and_a_reload_once_the_operation_ended(client, alice, location):
     server = make_instance(alice, location, status=Instance.Status.RUNNING)
     client.force_login(alice)
     partial = client.get(f"/servers/{server.pk}/", headers={"HX-Request": "true"})
-    assert partial.status_code == 286
-    assert "hx-trigger" not in partial.content.decode()
+    assert partial.status_code == 286 and partial["HX-Refresh"] == "true"
+
+
+def test_a_quiet_server_page_looks_now_and_then_and_reloads_only_on_a_change(
+    client, alice, location
+):
+    """Nothing runs: the page asks every 10 s whether anything changed (a payment restoring the
+    server, an operation support started) and is told 204 while nothing has."""
+    server = make_instance(alice, location, status=Instance.Status.RUNNING)
+    client.force_login(alice)
+    page = client.get(f"/servers/{server.pk}/").content.decode()
+    assert 'hx-trigger="every 10s"' in page
+    url = re.search(r'hx-get="([^"]+seen=[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 204
+    make_operation(server, kind="reboot", step="reboot")
+    changed = client.get(url, headers={"HX-Request": "true"})
+    assert changed.status_code == 200 and 'hx-trigger="every 2s"' in changed.content.decode()
 
 
 def test_a_failed_build_says_so_plainly(client, alice, location):

@@ -41,6 +41,7 @@ TABLE = {
     "instances:reinstall": Row("instance_id", "POST", {"image": 0, "confirm_hostname": "web1"}),
     "instances:password": Row("instance_id", "POST", {"allow_reboot": "on"}),
     "instances:password_reveal": Row("instance_id", "POST"),
+    "instances:reboot_plan": Row("instance_id", "POST", {"at": "2030-01-01T03:00"}),
     "billing:overview": Row(None),
     "billing:order_new": Row(None),
     "billing:order_summary": Row(None),
