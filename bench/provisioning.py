@@ -146,7 +146,7 @@ def _db_settings(url: str) -> dict:
     from portal.settings import database_from_url
 
     if url:
-        return database_from_url(url)
+        return database_from_url(url, var_dir=VAR)
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR / "portal.sqlite3")}
 
 
