@@ -59,10 +59,11 @@ def stripe_event_queue(event_pk: int) -> None:
 
 
 @shared_task(name="billing.retry_stripe_events")
-def retry_stripe_events() -> int:
+def retry_stripe_events(now: datetime.datetime | None = None) -> int:
     """Queue again the stored events nobody finished (broker was down, retries ran out), each
     at most STRIPE_EVENT_MAX_ATTEMPTS times in all, and not while a retry may still be due."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=settings.STRIPE_EVENT_RETRY_AFTER)
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.STRIPE_EVENT_RETRY_AFTER)
     pending = StripeEvent.objects.filter(
         Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=cutoff),
         processed_at__isnull=True,

@@ -10,7 +10,7 @@ the demo cluster in fakepve; nothing in the portal is faked.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
@@ -92,6 +92,26 @@ def test_the_amount_shown_is_charged_and_the_server_grows_live(
     assert server.operations.filter(kind="resize").count() == 1
     entry = server.events.get(message__startswith="Upgraded to NVMe VPS M (")
     assert f"({shown} charged, VAT included)" in entry.message and entry.actor == "customer"
+
+
+def test_the_amount_due_is_prorated_from_the_time_the_quote_is_made_at(
+    client, world, demo_sandbox, german, paid_server, settle
+):
+    """A caller on another clock (beat, the soak test on the sandbox's) gives the time: half
+    the period gone, half of a month's difference is due, and exactly that is charged."""
+    server = paid_server(german)
+    subscription = Subscription.objects.get()
+    demo_sandbox.advance(15 * 86400)
+    halfway = datetime.fromtimestamp(demo_sandbox.now(), tz=UTC)
+    options = upgrades.upgrade_options(german, server, now=halfway)
+    [option] = [o for o in options if o.plan.slug == "nvme-vps-m"]
+    start, end = subscription.current_period_start, subscription.current_period_end
+    left = (end - halfway) / (end - start)
+    month = (849 - 499) * 1.19  # a month of NVMe VPS M instead of S, VAT included
+    assert abs(option.due_now_cents - month * left) <= 2
+    upgrades.upgrade_confirm(user=german, instance=server, token=option.token)
+    [invoice] = update_invoices(demo_sandbox)
+    assert invoice.amount_paid == option.due_now_cents
 
 
 def test_confirming_twice_charges_once(client, world, demo_sandbox, german, paid_server, settle):

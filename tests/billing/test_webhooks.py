@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from billing.events import event_process
 from billing.models import LedgerEntry, Order, StripeEvent, Subscription
+from billing.tasks import retry_stripe_events
 from instances.models import Instance
+from portal.celery import app as celery_app
 from tests.billing.conftest import (
     deliver,
     pay,
@@ -229,6 +233,23 @@ def test_webhook_while_the_worker_is_down(client, paid_events, django_capture_on
     process_all()
     assert Instance.objects.count() == 1
     assert not StripeEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_beat_queues_again_what_was_stored_longer_ago_than_the_retry_delay(
+    client, paid_events, settings, django_capture_on_commit_callbacks
+):
+    """At the time beat runs at (it may be given one): not an event that may still be on its
+    way to a worker, but one stored longer ago than STRIPE_EVENT_RETRY_AFTER."""
+    _, events = paid_events
+    with django_capture_on_commit_callbacks(execute=False):  # its task never sent
+        deliver(client, by_type(events, "checkout.session.completed"))
+    now = timezone.now()
+    later = now + timedelta(seconds=settings.STRIPE_EVENT_RETRY_AFTER + 1)
+    try:
+        assert retry_stripe_events(now=now) == 0
+        assert retry_stripe_events(now=later) == 1
+    finally:
+        celery_app.control.purge()  # the task it sent is for no worker of this test
 
 
 def test_events_of_another_customers_order_are_ignored(
