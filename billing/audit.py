@@ -11,7 +11,7 @@ violations it found as sentences support can act on; an empty list means all is 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q, Sum
@@ -37,13 +37,25 @@ def subscription_problems() -> list[str]:
             elif server.status == Status.SUSPENDED:
                 problems.append(f"{name} is paid but server {server.hostname} is suspended")
         if subscription.status in ENDED and server is not None:
-            ended = subscription.canceled_at or subscription.updated_at
+            ended = _ended_at(subscription)
             settled = ended < timezone.now() - timedelta(minutes=settings.AUDIT_SETTLE_MINUTES)
             if settled and server.status != Status.TERMINATED:
                 problems.append(
                     f"{name} ended but server {server.hostname} is {server.status}, not removed"
                 )
     return problems
+
+
+def _ended_at(subscription: Subscription) -> datetime:
+    """When the portal learned the subscription ended, by its own clock: the removal starts
+    then. Stripe's canceled_at is Stripe's clock, and for a cancellation at the period's end it
+    is when the customer asked, weeks before."""
+    ended = (
+        subscription.billing_events.filter(field="status", new__in=ENDED)
+        .order_by("-created_at")
+        .first()
+    )
+    return ended.created_at if ended else subscription.updated_at
 
 
 def ledger_problems() -> list[str]:

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from billing.models import LedgerEntry, StripeEvent
+from billing import dunning
+from billing.models import BillingEvent, LedgerEntry, StripeEvent, Subscription
 from instances.models import Instance
 from instances.state import instance_transition
 
@@ -36,6 +37,23 @@ def server(paid_server, german, settle):
 def test_a_paid_order_and_its_server_agree(server):
     report = audit()
     assert "FAILED" not in report and "Money, servers and Proxmox agree." in report
+
+
+def test_an_ended_subscription_whose_server_stays_is_reported_whatever_stripes_clock_says(
+    server, demo_sandbox, settle, staff, settings
+):
+    """Stripe's clock is ahead of ours (as the sandbox's after renewals): the subscription ends
+    at a canceled_at still in our future, and its server is never removed. Counted from when
+    the portal learned of the end, it is reported."""
+    demo_sandbox.advance(10 * 86400)
+    settle()
+    subscription = Subscription.objects.get()
+    dunning.cancel_now(subscription=subscription, user=staff, actor=BillingEvent.Actor.STAFF)
+    settle()  # the removal is asked for; no worker ever does it
+    subscription.refresh_from_db()
+    assert subscription.status == "canceled" and subscription.canceled_at > timezone.now()
+    settings.AUDIT_SETTLE_MINUTES = 0
+    assert "ended but server web-1 is running, not removed" in audit()
 
 
 def test_a_vm_with_our_tag_and_no_server_is_an_orphan(server, world):
