@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0009_open_disputes'),
+        ("billing", "0009_open_disputes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='kind',
-            field=models.CharField(choices=[('invoice_issued', 'invoice issued'), ('invoice_paid', 'invoice paid'), ('invoice_voided', 'invoice voided'), ('payment', 'Payment'), ('refund', 'Refund'), ('credit_note', 'credit note'), ('invoice_written_off', 'invoice written off'), ('credit_note_voided', 'credit note voided'), ('refund_failed', 'refund failed'), ('payment_failed', 'payment failed'), ('dispute', 'Dispute'), ('payout', 'Payout'), ('payout_failed', 'payout failed'), ('balance_transaction', 'balance transaction')], max_length=20),
+            model_name="ledgerentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("invoice_issued", "invoice issued"),
+                    ("invoice_paid", "invoice paid"),
+                    ("invoice_voided", "invoice voided"),
+                    ("payment", "Payment"),
+                    ("refund", "Refund"),
+                    ("credit_note", "credit note"),
+                    ("invoice_written_off", "invoice written off"),
+                    ("credit_note_voided", "credit note voided"),
+                    ("refund_failed", "refund failed"),
+                    ("payment_failed", "payment failed"),
+                    ("dispute", "Dispute"),
+                    ("payout", "Payout"),
+                    ("payout_failed", "payout failed"),
+                    ("balance_transaction", "balance transaction"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
