@@ -122,8 +122,10 @@ def subscription_apply(
 def invoice_apply(invoice: dict, started: datetime.datetime, event: StripeEvent) -> None:
     """Mirror an invoice and write its ledger rows; tell the customer about a failed payment
     (once per failed attempt: this event is processed once) and about a renewal paid."""
-    before = Invoice.objects.filter(stripe_invoice_id=invoice["id"]).first()
     fresh = read_is_fresh(invoice["id"], started)
+    # Read under that lock: a worker writing the same invoice at the same moment has committed
+    # by now, so its receipt is not sent a second time from a row read before it wrote.
+    before = Invoice.objects.filter(stripe_invoice_id=invoice["id"]).first()
     mirrored = ledger.invoice_mirror(invoice) if fresh else before
     if event.type == "invoice.payment_failed" and mirrored and invoice.get("status") == "open":
         next_attempt = ledger.when(invoice.get("next_payment_attempt"))

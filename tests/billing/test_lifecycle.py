@@ -9,14 +9,19 @@ cluster in fakepve. Beat's lifecycle tick is called with the time it would run a
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.core import mail
+from django.db import connection, transaction
 
 from billing import dunning
-from billing.models import BillingEvent, LedgerEntry, Subscription
+from billing.events import event_process
+from billing.models import BillingEvent, LedgerEntry, StripeEvent, Subscription
 from instances.models import Instance, InstanceOperation, IPAddress
-from tests.billing.conftest import GOOD_CARD, LATER_DECLINED, stripe_api
+from tests.billing.conftest import GOOD_CARD, LATER_DECLINED, deliver, sandbox_events, stripe_api
 from tests.instances.world import drive
 
 Status = Instance.Status
@@ -67,6 +72,52 @@ def test_a_renewal_extends_the_period_and_mails_a_receipt(
     assert receipt.to == [german.email] and "/i/in_" in receipt.body
     settle()  # nothing twice
     assert len([m for m in mail.outbox if "Receipt" in m.subject]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_events_of_a_paid_renewal_processed_at_once_mail_one_receipt(
+    client, world, demo_sandbox, german, paid_server
+):
+    """Two workers take two events of the renewal's invoice at the same moment; the second
+    waits for the first's lock on the invoice, then finds the receipt decided (PostgreSQL; on
+    SQLite one write transaction runs at a time)."""
+    paid_server(german)
+    demo_sandbox.advance(32 * DAY)
+    for event in sandbox_events(demo_sandbox):  # stored as the webhook does, not processed
+        deliver(client, event)
+    paid = StripeEvent.objects.filter(
+        processed_at__isnull=True, type__in=("invoice.paid", "invoice.payment_succeeded")
+    )
+    first, second = paid.order_by("pk")[:2]
+    mail.outbox.clear()
+    holding, release = threading.Event(), threading.Event()
+
+    def worker(event: StripeEvent, *, hold: bool) -> None:
+        try:
+            if hold:  # the first worker's transaction is still open when the second reads
+                with transaction.atomic():
+                    event_process(event.pk)
+                    holding.set()
+                    release.wait(10)
+            else:
+                holding.wait(10)
+                event_process(event.pk)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(first,), kwargs={"hold": True}),
+        threading.Thread(target=worker, args=(second,), kwargs={"hold": False}),
+    ]
+    for thread in threads:
+        thread.start()
+    holding.wait(10)
+    time.sleep(0.5)  # the second has read the invoice from Stripe and waits for the lock
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert StripeEvent.objects.filter(pk__in=(first.pk, second.pk), processed_at=None).count() == 0
+    assert len([m for m in mail.outbox if "Receipt for invoice" in m.subject]) == 1
 
 
 def test_a_failed_renewal_warns_without_touching_the_server(
