@@ -5,13 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The browser tests drive Debian's Chromium (tests/e2e/conftest.py), never a downloaded build.
 CHROMIUM := /usr/bin/chromium
+# Reverse DNS runs against the real PowerDNS Authoritative (Debian's packages), which `make run`
+# and the tests start on local ports (sandbox/powerdns.py).
+PDNS_SERVER := /usr/sbin/pdns_server
+PDNS_SQLITE_SCHEMA := /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
 
 ifneq (,$(wildcard .env))
 include .env
 export
 endif
 
-.PHONY: run test lint format migrations-check install chromium clean
+.PHONY: run test lint format migrations-check install chromium powerdns clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +27,13 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: powerdns $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 	$(PY) -m sandbox.pve prepare
 	$(PY) -m sandbox.run
 
-test: chromium $(STAMP)
+test: chromium powerdns $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Finds Debian's Chromium, installs it where it can (root with apt-get), or stops saying what to
@@ -42,6 +46,21 @@ chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
 	  echo "make test: the browser tests need Debian's Chromium at $(CHROMIUM)." >&2; \
 	  echo "Install it as root: apt-get install chromium   (or: sudo apt-get install chromium)" >&2; \
+	  exit 1; \
+	fi
+
+# Finds PowerDNS with its SQLite backend, installs them where it can (root with apt-get; the
+# packages' own service is not started), or stops saying what to install. .ci/run uses this too.
+powerdns:
+	@if { [ ! -x $(PDNS_SERVER) ] || [ ! -f $(PDNS_SQLITE_SCHEMA) ]; } && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  echo "[make] installing Debian's pdns-server and pdns-backend-sqlite3 for reverse DNS"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    pdns-server pdns-backend-sqlite3 >/dev/null; \
+	fi
+	@if [ ! -x $(PDNS_SERVER) ] || [ ! -f $(PDNS_SQLITE_SCHEMA) ]; then \
+	  echo "make: reverse DNS needs PowerDNS ($(PDNS_SERVER)) with its SQLite backend." >&2; \
+	  echo "Install them as root: apt-get install pdns-server pdns-backend-sqlite3" >&2; \
 	  exit 1; \
 	fi
 

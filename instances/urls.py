@@ -1,6 +1,6 @@
 from django.urls import path
 
-from instances import views
+from instances import reverse_dns_views, views
 
 app_name = "instances"
 

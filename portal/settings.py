@@ -351,6 +351,26 @@ VIES_RECHECK_DAYS = env_int("VIES_RECHECK_DAYS", 365)
 # How often beat looks for VAT IDs due (s).
 VIES_RECHECK_INTERVAL = env_int("VIES_RECHECK_INTERVAL", 300)
 
+# --- Reverse DNS (PowerDNS Authoritative, instances/powerdns.py) ------------------------------
+
+# The PowerDNS HTTP API (e.g. http://127.0.0.1:8081) and its key; unset: reverse DNS is not
+# managed by the portal (no PTRs at build, no card on the server page).
+POWERDNS_API_URL = env("POWERDNS_API_URL")
+POWERDNS_API_KEY = env("POWERDNS_API_KEY")
+POWERDNS_SERVER_ID = env("POWERDNS_SERVER_ID", "localhost")
+POWERDNS_TIMEOUT = float(env("POWERDNS_TIMEOUT", "5"))
+# Default PTRs are the address under this domain (203-0-113-10.example-hosting.net); TTL of
+# the PTRs the portal writes; name servers of the reverse zones `reverse_dns_zones` creates.
+REVERSE_DNS_DEFAULT_DOMAIN = env("REVERSE_DNS_DEFAULT_DOMAIN", "example-hosting.net")
+REVERSE_DNS_TTL = env_int("REVERSE_DNS_TTL", 3600)
+REVERSE_DNS_NAMESERVERS = env_list(
+    "REVERSE_DNS_NAMESERVERS", "ns1.example-hosting.net,ns2.example-hosting.net"
+)
+# Where the forward check at save resolves a customer's PTR name: empty is the system's
+# resolver (/etc/resolv.conf); else name servers as `ip` or `ip:port`, comma-separated.
+REVERSE_DNS_RESOLVER = env_list("REVERSE_DNS_RESOLVER")
+REVERSE_DNS_RESOLVE_TIMEOUT = float(env("REVERSE_DNS_RESOLVE_TIMEOUT", "3"))
+
 # --- Finance exports (billing/exports/) ------------------------------------------------------
 
 # Where exports made by a worker are kept (served to finance only, never as static files).

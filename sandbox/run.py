@@ -1,9 +1,11 @@
 """The dev runner behind `make run`: starts every process the demo needs and stops them together.
 
 Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py), the Stripe sandbox
-(sandbox/stripe/) and the VIES stand-in (sandbox/vies.py) first; once the Stripe sandbox answers,
-`seed_demo` (demo users, the demo cluster's rows, the catalog pushed to the sandbox); then the
-Django dev server and a Celery worker with beat. Ctrl-C (or any process dying) stops all of them.
+(sandbox/stripe/), the VIES stand-in (sandbox/vies.py) and PowerDNS (sandbox/powerdns.py, the
+real server) first; once the Stripe sandbox and PowerDNS answer, `seed_demo` (demo users, the
+demo cluster's rows, the pool's reverse zones in PowerDNS, the catalog pushed to the sandbox);
+then the Django dev server and a Celery worker with beat. Ctrl-C (or any process dying) stops
+all of them.
 
 The portal is pointed at the sandbox the way it would be pointed at Stripe: STRIPE_API_BASE,
 STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET in the environment (defaults below unless set); and
@@ -26,6 +28,15 @@ PORT = os.environ.get("PORTAL_PORT", "8000")
 
 STRIPE_PORT = os.environ.get("STRIPE_SANDBOX_PORT", "12111")
 VIES_PORT = os.environ.get("VIES_SANDBOX_PORT", "12112")
+# PowerDNS Authoritative (the real one, sandbox/powerdns.py): its API and its DNS port.
+POWERDNS_API_PORT = os.environ.get("POWERDNS_SANDBOX_API_PORT", "12113")
+POWERDNS_DNS_PORT = os.environ.get("POWERDNS_SANDBOX_DNS_PORT", "12153")
+POWERDNS_ENV = {
+    "POWERDNS_API_URL": f"http://127.0.0.1:{POWERDNS_API_PORT}",
+    "POWERDNS_API_KEY": "pdns-sandbox-key",
+    # The forward check asks the demo's PowerDNS, which serves the names it knows (README).
+    "REVERSE_DNS_RESOLVER": f"127.0.0.1:{POWERDNS_DNS_PORT}",
+}
 VIES_ENV = {
     "VIES_API_BASE": f"http://127.0.0.1:{VIES_PORT}/rest-api",
     # The demo seller's VAT ID, registered in the stand-in: VIES gives consultation numbers.
@@ -47,6 +58,10 @@ STAND_INS = {
         "--state-file", os.path.join(VAR_DIR, "stripe-sandbox.pickle"),
     ],
     "vies": [PYTHON, "-m", "sandbox.vies", "serve", "--port", VIES_PORT],
+    "powerdns": [
+        PYTHON, "-m", "sandbox.powerdns", "serve",
+        "--api-port", POWERDNS_API_PORT, "--dns-port", POWERDNS_DNS_PORT,
+    ],
 }  # fmt: skip
 SEED = [
     PYTHON, "manage.py", "seed_demo",
@@ -80,6 +95,10 @@ def main() -> int:
         os.environ["VIES_API_BASE"] = VIES_ENV["VIES_API_BASE"]
         if not os.environ.get("SELLER_VAT_ID"):
             os.environ["SELLER_VAT_ID"] = VIES_ENV["SELLER_VAT_ID"]
+    if not os.environ.get("POWERDNS_API_URL"):  # no PowerDNS configured: our own
+        os.environ.update({k: v for k, v in POWERDNS_ENV.items() if not os.environ.get(k)})
+    else:  # a PowerDNS of your own: this runner starts none
+        STAND_INS.pop("powerdns")
     # The sandbox signs webhooks with the secret the portal checks.
     STAND_INS["stripe"] += ["--webhook-secret", os.environ["STRIPE_WEBHOOK_SECRET"]]
 
@@ -91,7 +110,7 @@ def main() -> int:
 
     for name, command in STAND_INS.items():
         start(name, command)
-    if not _wait_for_port(int(STRIPE_PORT), children["stripe"]):
+    if not _stand_ins_answer(children):
         stopping = True
     elif subprocess.run(SEED).returncode != 0:
         print("[run] seed_demo failed; stopping", flush=True)
@@ -122,7 +141,22 @@ def main() -> int:
     return exit_code
 
 
-def _wait_for_port(port: int, child: subprocess.Popen, timeout: float = 20) -> bool:
+def _stand_ins_answer(children: dict[str, subprocess.Popen]) -> bool:
+    """The Stripe sandbox and PowerDNS (when this runner started it) answer on their ports."""
+    waits = [
+        ("stripe", int(STRIPE_PORT), "the Stripe sandbox"),
+        ("powerdns", int(POWERDNS_API_PORT), "PowerDNS"),
+    ]
+    return all(
+        _wait_for_port(port, children[name], name=label)
+        for name, port, label in waits
+        if name in children
+    )
+
+
+def _wait_for_port(
+    port: int, child: subprocess.Popen, timeout: float = 20, name: str = "the Stripe sandbox"
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and child.poll() is None:
         try:
@@ -130,7 +164,7 @@ def _wait_for_port(port: int, child: subprocess.Popen, timeout: float = 20) -> b
             return True
         except OSError:
             time.sleep(0.1)
-    print(f"[run] the Stripe sandbox did not start on port {port}; stopping", flush=True)
+    print(f"[run] {name} did not start on port {port}; stopping", flush=True)
     return False
 
 

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from tests.factories import PASSWORD, ProfileFactory, UserFactory
+from tests.powerdns_fixture import powerdns, powerdns_server  # noqa: F401
 from tests.pve_world import demo_location, world  # noqa: F401 - shared fixtures
 from tests.stripe_sandbox_fixture import stripe_sandbox, stripe_settings  # noqa: F401
 from tests.vies_fixture import vies, vies_sandbox  # noqa: F401 - vies is autouse

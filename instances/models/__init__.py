@@ -15,6 +15,7 @@ from instances.models.infrastructure import (
     StoragePool,
 )
 from instances.models.operations import InstanceOperation
+from instances.models.reverse_dns import ReverseDns
 from instances.models.servers import Instance, InstanceEvent, InstanceTraffic
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NodeStorage",
     "OSImage",
     "OSTemplate",
+    "ReverseDns",
     "StorageClass",
     "StoragePool",
 ]

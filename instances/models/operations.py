@@ -32,6 +32,7 @@ class InstanceOperation(models.Model):
         SUSPEND = "suspend", "suspension"
         UNSUSPEND = "unsuspend", "service restore"
         TERMINATE = "terminate", "removal"
+        REVERSE_DNS = "reverse_dns", "reverse DNS change"
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -16,11 +16,12 @@ from instances.operations.power import REBOOT, RESET, SHUTDOWN, START, STOP
 from instances.operations.reinstall import REINSTALL
 from instances.operations.rename import RENAME
 from instances.operations.resize import RESIZE
+from instances.operations.reverse_dns import REVERSE_DNS
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         *(BUILD, INSTALL, START, SHUTDOWN, STOP, REBOOT, RESET, REINSTALL, PASSWORD, RENAME),
-        *(RESIZE, MIGRATE, SUSPEND, UNSUSPEND, TERMINATE),
+        *(RESIZE, MIGRATE, SUSPEND, UNSUSPEND, TERMINATE, REVERSE_DNS),
     )
 }

@@ -17,6 +17,7 @@ from instances import placement
 from instances.models import Instance, OSTemplate
 from instances.notifications import send_server_ready
 from instances.operations.base import Context, Kind, Step, StepFailed, TryAgain, Wait
+from instances.operations.reverse_dns import defaults_set as reverse_dns_defaults
 
 Status = Instance.Status
 MARKER = "portal-instance={id}"
@@ -264,6 +265,7 @@ BUILD = Kind(
         Step("resize", "Growing the disk", grow_disk),
         Step("start", "Starting", start),
         Step("wait_running", "Booting", wait_running),
+        Step("reverse_dns", "Setting up reverse DNS", reverse_dns_defaults),
         Step("ready", "Ready", ready),
     ),
     allowed_from=frozenset({Status.PENDING, Status.FAILED}),

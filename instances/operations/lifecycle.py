@@ -19,6 +19,7 @@ from instances.operations import build, reinstall
 from instances.operations.base import EXTERNAL, Context, Kind, Step, Wait
 from instances.operations.power import acpi_shutdown, force_stop, wait_shutdown, wait_stopped
 from instances.operations.power import stop as stop_now
+from instances.operations.reverse_dns import defaults_restore as reverse_dns_restore
 
 Status = Instance.Status
 
@@ -136,6 +137,7 @@ TERMINATE = Kind(
             deadline=False,
             external=True,
         ),
+        Step("reverse_dns", "Removed", on_the_vm(reverse_dns_restore)),
         Step("released", "Removed", released),
     ),
     allowed_from=frozenset({Status.RUNNING, Status.STOPPED, Status.SUSPENDED, Status.FAILED}),

@@ -108,6 +108,8 @@ class Command(BaseCommand):
             raise CommandError("seed_demo is for development; DEBUG is off.")
         if pve_cluster is not None:
             self._infrastructure(_read_cluster_file(pve_cluster))
+            if settings.POWERDNS_API_URL:  # the demo pool's reverse zones (make run's PowerDNS)
+                call_command("reverse_dns_zones", stdout=self.stdout)
         self._catalog()
         with transaction.atomic():
             staff_password = self._user(STAFF_EMAIL, staff=True)
