@@ -14,4 +14,7 @@ urlpatterns = [
     path("<int:instance_id>/password/", views.server_password, name="password"),
     path("<int:instance_id>/password/show/", views.server_password_reveal, name="password_reveal"),
     path("<int:instance_id>/reboot-plan/", views.server_reboot_plan, name="reboot_plan"),
+    path(
+        "<int:instance_id>/reverse-dns/", reverse_dns_views.server_reverse_dns, name="reverse_dns"
+    ),
 ]
