@@ -29,7 +29,7 @@ from fakepve import FakePve, PveError, TaskError
 from fakepve.lxc import SIZE_UNITS, format_size
 from fakepve.qemu import drives_of, join_drive, split_drive
 
-from sandbox import pve_config, pve_guests, pve_migrate
+from sandbox import pve_config, pve_console, pve_guests, pve_migrate
 
 # ------------------------------------------------------------------------ the demo cluster
 
@@ -184,6 +184,7 @@ def install_extensions(pve: FakePve) -> None:
     pve_config.install(pve)
     pve_guests.install(pve)
     pve_migrate.install(pve)
+    pve_console.install(pve)
 
 
 def _extend_generic_answers(pve: FakePve) -> None:
