@@ -15,7 +15,7 @@ include .env
 export
 endif
 
-.PHONY: run test lint format migrations-check install chromium powerdns clean
+.PHONY: run test lint format migrations-check install chromium powerdns assets clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,25 @@ powerdns:
 	  echo "Install them as root: apt-get install pdns-server pdns-backend-sqlite3" >&2; \
 	  exit 1; \
 	fi
+
+# The browser console's JavaScript (noVNC, xterm.js) from npm, at the versions package.json pins,
+# into static/vendor/ with their licences. static/vendor/ is committed, so `make run` needs no
+# npm; run this after changing package.json (and commit what it changed).
+VENDOR := static/vendor
+assets:
+	npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(VENDOR)/novnc $(VENDOR)/xterm
+	mkdir -p $(VENDOR)/novnc/docs $(VENDOR)/xterm/addon-fit
+	cp -R node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor $(VENDOR)/novnc/
+	cp node_modules/@novnc/novnc/LICENSE.txt node_modules/@novnc/novnc/AUTHORS \
+	  node_modules/@novnc/novnc/package.json $(VENDOR)/novnc/
+	cp node_modules/@novnc/novnc/docs/LICENSE.* $(VENDOR)/novnc/docs/
+	cp node_modules/@xterm/xterm/lib/xterm.mjs node_modules/@xterm/xterm/lib/xterm.mjs.map \
+	  node_modules/@xterm/xterm/css/xterm.css node_modules/@xterm/xterm/LICENSE \
+	  node_modules/@xterm/xterm/package.json $(VENDOR)/xterm/
+	cp node_modules/@xterm/addon-fit/lib/addon-fit.mjs \
+	  node_modules/@xterm/addon-fit/lib/addon-fit.mjs.map node_modules/@xterm/addon-fit/LICENSE \
+	  node_modules/@xterm/addon-fit/package.json $(VENDOR)/xterm/addon-fit/
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
