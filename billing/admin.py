@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.urls import path
 
 from billing import (
+    admin_customers,  # noqa: F401 - registers the customer page (the user admin)
     admin_subscriptions,  # noqa: F401 - registers subscriptions and invoices
     catalog,
     stripe_client,
@@ -19,9 +20,10 @@ from billing.models import (
     money,
 )
 from billing.tasks import process_stripe_event
+from common import staff_log
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(staff_log.AuditedAdmin):
     """Mirrors of Stripe and the ledger: support reads them; Stripe's webhooks write them."""
 
     def has_add_permission(self, request):
@@ -35,7 +37,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(staff_log.AuditedAdmin):
     list_display = [
         "name",
         "family",
@@ -51,6 +53,7 @@ class PlanAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["stripe_product_id", "stripe_price_id", "stripe_price_cents"]
     actions = ["push_to_stripe"]
+    audit_fields = ("price_cents", "stripe_price_id", "stripe_price_cents")
 
     @admin.display(description="per month")
     def monthly(self, plan: Plan) -> str:
@@ -75,7 +78,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(staff_log.AuditedAdmin):
     list_display = ["pk", "owner", "plan", "hostname", "status", "first_total", "created_at"]
     list_filter = ["status", "plan__family", "vat_treatment"]
     search_fields = ["owner__email", "hostname", "stripe_subscription_id", "=pk"]
@@ -129,6 +132,7 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_filter = ["type", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id"]
     actions = ["process_again"]
+    audit_fields = ("processed_at", "attempts", "last_error")
 
     @admin.action(
         description="Queue unprocessed events for processing again", permissions=["change"]

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from billing import credits, dunning, stripe_client
 from billing.models import BillingEvent, Invoice, Subscription, money
+from common import staff_log
 
 
 class BillingEventInline(admin.TabularInline):
@@ -42,7 +43,7 @@ class BillingEventInline(admin.TabularInline):
         return False
 
 
-class MirrorAdmin(admin.ModelAdmin):
+class MirrorAdmin(staff_log.AuditedAdmin):
     """Rows Stripe's webhooks write: nobody edits them here; corrections go through Stripe."""
 
     def has_add_permission(self, request):
@@ -67,6 +68,7 @@ class SubscriptionAdmin(MirrorAdmin):
     list_select_related = ["owner", "order", "plan"]
     inlines = [BillingEventInline]
     actions = ["cancel_now", "cancel_now_with_refund"]
+    audit_fields = ("status", "cancel_at_period_end", "canceled_at", "current_period_end")
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("billing.change_subscription")
@@ -162,6 +164,16 @@ class InvoiceAdmin(MirrorAdmin):
             except (credits.CreditError, stripe_client.StripeError, InvalidOperation) as error:
                 form.add_error(None, str(error))
             else:
+                staff_log.record(
+                    request.user,
+                    invoice,
+                    f"Credit note of {money(total, invoice.currency)} ({data['method']}, reason "
+                    f"{data['reason']}, note “{data['memo']}”) issued through Stripe",
+                    before={
+                        "status": invoice.status,
+                        "paid": money(invoice.amount_paid_cents, invoice.currency),
+                    },
+                )
                 messages.success(
                     request,
                     f"Credit note of {money(total, invoice.currency)} on {invoice.number} issued; "

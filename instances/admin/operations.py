@@ -11,9 +11,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from common import staff_log
 from instances import services
 from instances.forms import PasswordResetForm, ReinstallForm, RenameForm
-from instances.models import Instance, InstanceEvent, Node
+from instances.models import Instance, InstanceEvent, InstanceOperation, Node
 
 STAFF = InstanceEvent.Actor.STAFF
 
@@ -28,16 +29,33 @@ def _back(instance: Instance):
     return redirect(reverse("admin:instances_instance_change", args=[instance.pk]))
 
 
+def _state(instance_id: int) -> dict:
+    """The server as the audit log shows it before and after a staff action."""
+    instance = Instance.objects.select_related("node").get(pk=instance_id)
+    live = instance.operations.filter(state__in=InstanceOperation.LIVE).first()
+    return {
+        "status": instance.status,
+        "node": instance.node.name if instance.node else None,
+        "operation": f"{live.kind} ({live.state})" if live else None,
+    }
+
+
+def _log(request, instance: Instance, what: str, before: dict) -> None:
+    staff_log.record(request.user, instance, what, before=before, after=_state(instance.pk))
+
+
 @require_POST
 def operate(request, object_id):
     """Power actions and the status sync, from the buttons on the server's admin page."""
     instance = _server(request, object_id)
     action = request.POST.get("action", "")
+    before = _state(instance.pk)
     if action == "sync":
         if instance.cluster_id is None:
             messages.error(request, "The server has no cluster yet.")
         else:
             services.status_sync_request(cluster_id=instance.cluster_id)
+            _log(request, instance, "Sync status now", before)
             messages.info(request, "A worker reads the status from Proxmox; reload in a moment.")
         return _back(instance)
     try:
@@ -47,17 +65,21 @@ def operate(request, object_id):
     except services.InstanceError as error:
         messages.error(request, str(error))
     else:
+        _log(request, instance, action.capitalize(), before)
         messages.success(request, f"{action.capitalize()} of {instance.hostname} started.")
     return _back(instance)
 
 
 def _form_page(request, admin_site, instance, title, form, run):
     if request.method == "POST" and form.is_valid():
+        before = _state(instance.pk)
         try:
             run(form.cleaned_data)
         except services.InstanceError as error:
             form.add_error(None, str(error))
         else:
+            asked = {k: v for k, v in form.cleaned_data.items() if k != "confirm_hostname"}
+            _log(request, instance, f"{title}: {staff_log.describe_values(asked)}", before)
             messages.success(request, f"{title} of {instance.hostname} started.")
             return _back(instance)
     context = {

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from common import crypto
+from common import crypto, staff_log
 from instances import dedicated, lifecycle, services
 from instances.admin import operations
 from instances.models import (
@@ -76,23 +80,58 @@ class BuildServerForm(forms.Form):
     generate_password = forms.BooleanField(required=False)
 
 
+class AttentionFilter(admin.SimpleListFilter):
+    """Servers support should look at: failed ones, operations that stopped making progress
+    (the reaper resumes or fails them; until then they are stuck), VMs Proxmox no longer has."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("failed", "failed (server or its last operation)"),
+            ("stuck", "stuck operation"),
+            ("missing", "missing on Proxmox"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            failed = InstanceOperation.State.FAILED
+            return queryset.filter(Q(status=Instance.Status.FAILED) | Q(latest_state=failed))
+        if self.value() == "stuck":
+            return queryset.filter(Exists(stuck_operations().filter(instance=OuterRef("pk"))))
+        if self.value() == "missing":
+            return queryset.filter(missing_since__isnull=False)
+        return queryset
+
+
+def stuck_operations():
+    """Live operations untouched for OPERATION_STUCK_AFTER, or in one step past the deadline."""
+    now = timezone.now()
+    return InstanceOperation.objects.filter(state__in=InstanceOperation.LIVE).filter(
+        Q(updated_at__lt=now - timedelta(seconds=settings.OPERATION_STUCK_AFTER))
+        | Q(step_started_at__lt=now - timedelta(seconds=settings.OPERATION_DEADLINE))
+    )
+
+
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(staff_log.AuditedAdmin):
+    # "Where is it": who, which node and VMID, which address, what runs on it and what failed.
     list_display = [
         "hostname",
-        "owner",
-        "family",
-        "status",
-        "current_operation",
-        "location",
-        "node",
+        "customer",
+        "status_dot",
+        "node_name",
         "vmid",
         "ipv4",
-        "created_at",
+        "current_operation",
+        "last_error",
     ]
-    list_filter = ["status", "family", "location", "node"]
-    search_fields = ["hostname", "owner__email", "ipv4__address", "=vmid"]
-    list_select_related = ["owner", "location", "node__cluster", "ipv4"]
+    list_filter = [AttentionFilter, "status", "family", "location", "node"]
+    search_fields = ["hostname", "owner__email", "ipv4__address", "vmid__exact", "ipv6"]
+    list_select_related = ["owner", "node", "moving_from", "ipv4"]
+    list_per_page = 50
+    audit_fields = ("status", "node", "operation")
     # State changes go through services (actions below), never through a form. Encrypted
     # columns (the root password waiting for cloud-init) are never shown, not even as ciphertext.
     readonly_fields = ["fulfilment"] + [
@@ -225,10 +264,19 @@ class InstanceAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    class Media:
+        css = {"all": ["css/backoffice.css"]}
+
+    def changelist_view(self, request, extra_context=None):
+        # The columns want the whole width of a 1280 px screen: no navigation sidebar here.
+        context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, context)
+
     def get_queryset(self, request):
-        live = InstanceOperation.objects.filter(
-            instance=OuterRef("pk"), state__in=InstanceOperation.LIVE
-        )
+        operations = InstanceOperation.objects.filter(instance=OuterRef("pk"))
+        live = operations.filter(state__in=InstanceOperation.LIVE)
+        newest = operations.order_by("-created_at", "-id")
+        failed = newest.filter(state=InstanceOperation.State.FAILED)
         return (
             super()
             .get_queryset(request)
@@ -236,15 +284,72 @@ class InstanceAdmin(admin.ModelAdmin):
                 live_kind=Subquery(live.values("kind")[:1]),
                 live_step=Subquery(live.values("step")[:1]),
                 live_since=Subquery(live.values("created_at")[:1]),
+                live_touched=Subquery(live.values("updated_at")[:1]),
+                live_step_since=Subquery(live.values("step_started_at")[:1]),
+                latest_state=Subquery(newest.values("state")[:1]),
+                last_error_text=Subquery(failed.values("error")[:1]),
+                last_error_at=Subquery(failed.values("created_at")[:1]),
             )
         )
+
+    def audit_state(self, instance):
+        operation = "none"
+        if getattr(instance, "live_kind", None):
+            operation = f"{instance.live_kind} ({instance.live_step or 'queued'})"
+        state = {"status": instance.status, "node": instance.node_id and instance.node.name}
+        state["operation"] = operation
+        if instance.family == Family.DEDICATED:
+            server = getattr(instance, "dedicated_server", None)
+            state["machine"] = f"{server.asset_tag} {server.state}" if server else None
+        return state
+
+    @admin.display(description="customer", ordering="owner__email")
+    def customer(self, obj):
+        url = reverse("admin:accounts_user_change", args=[obj.owner_id])
+        email = obj.owner.email
+        return format_html('<a href="{}" title="{}">{}</a>', url, email, email)
+
+    @admin.display(description="status", ordering="status")
+    def status_dot(self, obj):
+        return format_html(
+            '<span class="bo-status bo-status-{}">{}</span>', obj.status, obj.get_status_display()
+        )
+
+    @admin.display(description="node", ordering="node__name")
+    def node_name(self, obj):
+        if obj.moving_from_id:
+            return f"{obj.moving_from.name} → {obj.node.name}"
+        return obj.node.name if obj.node_id else "—"
 
     @admin.display(description="operation")
     def current_operation(self, obj):
         if not obj.live_kind:
             return "—"
-        age = timesince(obj.live_since, timezone.now())
-        return f"{obj.live_kind} · {obj.live_step or 'queued'} ({age})"
+        now = timezone.now()
+        text = f"{obj.live_kind} · {obj.live_step or 'queued'} ({timesince(obj.live_since, now)})"
+        stuck_after = timedelta(seconds=settings.OPERATION_STUCK_AFTER)
+        if obj.live_touched and obj.live_touched < now - stuck_after:
+            idle = timesince(obj.live_touched, now)
+            return format_html(
+                '{} <span class="bo-stuck">stuck: no progress for {}</span>', text, idle
+            )
+        return text
+
+    @admin.display(description="last error")
+    def last_error(self, obj):
+        if obj.missing_since:
+            since = timesince(obj.missing_since, timezone.now())
+            return format_html('<span class="bo-error">Missing on Proxmox for {}</span>', since)
+        if not obj.last_error_text:
+            return "—"
+        line = obj.last_error_text.strip().splitlines()[0] if obj.last_error_text.strip() else ""
+        short = line if len(line) <= 90 else line[:89] + "…"
+        return format_html(
+            '<span class="bo-error" title="{}">{}</span> <span class="quiet">{} ago</span>',
+            obj.last_error_text,
+            short,
+            timesince(obj.last_error_at, timezone.now()),
+        )
 
     def build_view(self, request):
         """Until checkout exists, staff can build a server for a customer from here."""
@@ -283,6 +388,15 @@ class InstanceAdmin(admin.ModelAdmin):
             except services.InstanceError as exc:
                 form.add_error(None, str(exc))
             else:
+                spec = f"{data['family']} {data['vcpus']} vCPU, {data['memory_mib']} MiB RAM, "
+                staff_log.record(
+                    request.user,
+                    instance,
+                    f"Build for {data['owner']}: {spec}{data['disk_gib']} GiB disk in "
+                    f"{data['location'].code}, {data['os_image']}",
+                    after={"status": instance.status},
+                    flag=ADDITION,
+                )
                 messages.success(request, f"Build of {instance.hostname} queued.")
                 password = services.password_reveal(instance=instance)
                 if not password:
@@ -316,6 +430,12 @@ class InstanceEventAdmin(admin.ModelAdmin):
     search_fields = ["instance__hostname", "message"]
     list_select_related = ["instance"]
 
+    def lookup_allowed(self, lookup, value, request):
+        # The customer page links to the whole timeline of a customer's servers.
+        return lookup == "instance__owner__id__exact" or super().lookup_allowed(
+            lookup, value, request
+        )
+
     def has_add_permission(self, request):
         return False
 
@@ -327,7 +447,7 @@ class InstanceEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(DedicatedServer)
-class DedicatedServerAdmin(admin.ModelAdmin):
+class DedicatedServerAdmin(staff_log.AuditedAdmin):
     list_display = ["asset_tag", "model", "location", "cores", "memory_gib", "state", "instance"]
     list_select_related = ["location", "instance"]
     list_filter = ["state", "location"]
