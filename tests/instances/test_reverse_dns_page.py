@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from instances.models import InstanceOperation
+from instances.models import InstanceOperation, ReverseDns
 from tests.instances.operations import running_server
 from tests.instances.world import drive, live_operation
 
@@ -82,3 +84,20 @@ def test_no_card_where_the_portal_does_not_manage_reverse_dns(alice_client, serv
         reverse("instances:reverse_dns", args=[server.pk]), {"address": V4, "ptr": "a.example"}
     )
     assert "set by our support team" in response.content.decode()
+
+
+def test_the_cards_cost_one_query_however_many_addresses_have_a_ptr(alice_client, server):
+    url = reverse("instances:detail", args=[server.pk])
+
+    def queries() -> int:
+        alice_client.get(url)  # the same state of the cache for every count
+        with CaptureQueriesContext(connection) as captured:
+            alice_client.get(url)
+        return len(captured)
+
+    with_two = queries()
+    ReverseDns.objects.bulk_create(
+        ReverseDns(instance=server, address=f"2001:db8:100:a::{n:x}", ptr=f"h{n}.customer.test")
+        for n in range(2, 30)
+    )
+    assert queries() == with_two
