@@ -11,7 +11,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import User
-from instances.models import Instance, InstanceOperation
+from instances.consoles import consoles_end
+from instances.models import ConsoleSession, Instance, InstanceOperation
 from instances.services import OperationInProgress, operation_request, operation_resume
 from instances.state import Actor, InstanceError, event_record
 
@@ -45,6 +46,7 @@ def instance_suspend(
     instance.refresh_from_db()
     if instance.status in (Status.SUSPENDED, Status.TERMINATING, Status.TERMINATED):
         return None
+    consoles_end(reason=ConsoleSession.End.SUSPENDED, instance=instance)
     return _request(instance, Kind.SUSPEND, reason, actor, actor_user)
 
 

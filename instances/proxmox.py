@@ -6,17 +6,19 @@ ProxmoxPermanent (trying again will not help), with PVE's own message.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
+import ssl
 import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -24,6 +26,8 @@ from proxmoxer import ProxmoxAPI, ResourceException
 from proxmoxer.backends import https as _proxmoxer_https  # noqa: F401 - see the filter below
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning
+
+from common.websocket import Closed, HandshakeRefused, WebSocketClient
 
 # proxmoxer's https backend calls urllib3.disable_warnings() on import, which hides every
 # unverified-HTTPS warning in the whole process. We never make an unverified request, and if some
@@ -49,6 +53,7 @@ PRIVILEGES = (
     "VM.Config.Memory",
     "VM.Config.Network",
     "VM.Config.Options",  # name, description, tags, onboot
+    "VM.Console",  # the browser console: vncproxy, termproxy, vncwebsocket
     "VM.GuestAgent.Audit",  # ping the guest agent
     "VM.GuestAgent.Unrestricted",  # set a password through it
     "VM.Migrate",  # live-migrate to another node
@@ -246,6 +251,9 @@ class PveClient:
             raise ValueError("token_id must look like user@realm!tokenname")
         self.api_url = api_url
         self.token_id = token_id
+        # For the console's websocket, which proxmoxer does not open: the same host, TLS and token.
+        self._authorization = f"PVEAPIToken={token_id}={token_secret}"
+        self._pinned = _normalise_fingerprint(tls_fingerprint) if tls_fingerprint.strip() else ""
         prefix = parts.path.strip("/").removesuffix("api2/json").strip("/")
         if ca_bundle.strip():
             verify: str | bool = _ca_file(ca_bundle)
@@ -255,6 +263,7 @@ class PveClient:
             verify = False
         else:
             verify = True  # the system's CAs
+        self._tls_verify = verify
         self._api = ProxmoxAPI(
             parts.hostname,
             port=parts.port or 8006,
@@ -576,3 +585,92 @@ class PveClient:
     ) -> list[dict[str, Any]]:
         """Usage samples (cpu, mem, disk and net rates) over hour, day, week, month or year."""
         return self._call("get", f"nodes/{node}/qemu/{vmid}/rrddata", timeframe=timeframe, cf=cf)
+
+    # --- consoles --------------------------------------------------------------------------------
+
+    def vnc_proxy(self, node: str, vmid: int) -> ConsoleProxy:
+        """Start a VNC proxy for the VM's screen (websocket=1); connect within PVE's 40 s."""
+        data = self._call("post", f"nodes/{node}/qemu/{vmid}/vncproxy", websocket=1)
+        return ConsoleProxy.from_answer(node, vmid, data)
+
+    def term_proxy(self, node: str, vmid: int, *, serial: str | None = None) -> ConsoleProxy:
+        """Start a terminal proxy on a serial port (default: the one `vga` shows); PVE answers
+        400 when the VM has no such port."""
+        data = self._call("post", f"nodes/{node}/qemu/{vmid}/termproxy", serial=serial)
+        return ConsoleProxy.from_answer(node, vmid, data)
+
+    async def console_websocket(
+        self, proxy: ConsoleProxy, *, timeout: float = 10
+    ) -> WebSocketClient:
+        """Open PVE's vncwebsocket for a proxy, as pveproxy serves it: with the API token, over
+        TLS checked like every other call (the CA bundle, the pinned fingerprint, or both)."""
+        parts = urlsplit(self.api_url)
+        host, port = parts.hostname, parts.port or 8006
+        prefix = parts.path.strip("/").removesuffix("api2/json").strip("/")
+        query = urlencode({"port": proxy.port, "vncticket": proxy.ticket})
+        path = f"/{prefix}/" if prefix else "/"
+        path += f"api2/json/nodes/{proxy.node}/qemu/{proxy.vmid}/vncwebsocket?{query}"
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=self._console_tls(), server_hostname=host),
+                timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise ProxmoxTLSError(f"TLS certificate refused: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise ProxmoxTransient(f"{type(exc).__name__}: {exc}") from exc
+        if self._pinned:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            if hashlib.sha256(der).hexdigest() != self._pinned:
+                writer.close()
+                raise ProxmoxTLSError("TLS certificate refused: Fingerprints did not match")
+        try:
+            return await asyncio.wait_for(
+                WebSocketClient.open(
+                    reader,
+                    writer,
+                    f"wss://{host}:{port}{path}",
+                    headers={"Authorization": self._authorization},
+                ),
+                timeout,
+            )
+        except HandshakeRefused as exc:
+            raise _error(exc.status, exc.reason) from None
+        except (Closed, OSError, TimeoutError) as exc:
+            writer.close()
+            raise ProxmoxTransient(f"console websocket: {exc}") from exc
+
+    def _console_tls(self) -> ssl.SSLContext:
+        verify = self._tls_verify  # as proxmoxer's requests are checked
+        if verify is False:  # only with a pinned fingerprint, compared after the handshake
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+@dataclass(frozen=True)
+class ConsoleProxy:
+    """A console proxy PVE started for a VM: its port takes one websocket within the ticket's
+    life. The ticket (and the VNC password) stay in the portal's console proxy: never in a
+    page, a log or a repr."""
+
+    node: str
+    vmid: int
+    port: int
+    user: str  # who PVE issued it to (the token), as the terminal's first line names it
+    ticket: str = field(repr=False)
+    # What VNC authentication takes: the password PVE generated, else the ticket.
+    vnc_password: str = field(repr=False)
+
+    @classmethod
+    def from_answer(cls, node: str, vmid: int, data: dict[str, Any]) -> ConsoleProxy:
+        return cls(
+            node=node,
+            vmid=vmid,
+            port=int(data["port"]),
+            user=str(data["user"]),
+            ticket=str(data["ticket"]),
+            vnc_password=str(data.get("password") or data["ticket"]),
+        )

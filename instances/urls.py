@@ -1,6 +1,6 @@
 from django.urls import path
 
-from instances import reverse_dns_views, views
+from instances import console_views, reverse_dns_views, views
 
 app_name = "instances"
 
@@ -14,6 +14,12 @@ urlpatterns = [
     path("<int:instance_id>/password/", views.server_password, name="password"),
     path("<int:instance_id>/password/show/", views.server_password_reveal, name="password_reveal"),
     path("<int:instance_id>/reboot-plan/", views.server_reboot_plan, name="reboot_plan"),
+    path("<int:instance_id>/console/", console_views.server_console, name="console"),
+    path(
+        "<int:instance_id>/console/session/",
+        console_views.server_console_session,
+        name="console_session",
+    ),
     path(
         "<int:instance_id>/reverse-dns/", reverse_dns_views.server_reverse_dns, name="reverse_dns"
     ),

@@ -296,6 +296,18 @@ DRAIN_INTERVAL = env_int("DRAIN_INTERVAL", 30)
 # How long usage graph samples from PVE are kept before they are fetched again.
 USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
 
+# --- The browser console (instances/consoles.py, the ASGI server's instances/console_proxy.py) ----
+
+# Where browsers open the console's websocket: the ASGI server (portal/asgi.py). Empty: the
+# page's own origin, /console/ws/ sent to it by the TLS proxy (production); `make run` sets
+# ws://127.0.0.1:8001. The CSP's connect-src allows exactly this origin.
+CONSOLE_WEBSOCKET_ORIGIN = env("CONSOLE_WEBSOCKET_ORIGIN").rstrip("/")
+# Seconds a console session has to connect (once); without input for this long it closes; how
+# often the proxy looks again at the session, the server and the login (sign-out, suspension).
+CONSOLE_SESSION_TTL = env_int("CONSOLE_SESSION_TTL", 60)
+CONSOLE_IDLE_TIMEOUT = env_int("CONSOLE_IDLE_TIMEOUT", 900)
+CONSOLE_CHECK_INTERVAL = float(env("CONSOLE_CHECK_INTERVAL", "5"))
+
 # --- The billing lifecycle (days) --------------------------------------------------------------
 
 # Reminders while an invoice is past due, this many days after the first failed payment.
@@ -419,7 +431,7 @@ SECURE_CSP = {
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
     "img-src": [CSP.SELF, "data:"],
-    "connect-src": [CSP.SELF],
+    "connect-src": [CSP.SELF, *filter(None, [CONSOLE_WEBSOCKET_ORIGIN])],
     # Paying and the customer portal are forms that redirect to Stripe's pages; browsers hold
     # redirects after a form post to form-action too.
     "form-action": [CSP.SELF, *STRIPE_PAGE_ORIGINS, *env_list("CSP_FORM_ACTION_EXTRA")],

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from billing import views as billing_views
+from instances import console_views
 from portal import views
 
 # Staff sign in through allauth's login (rate-limited, two-factor aware), never admin's own form.
@@ -16,6 +17,17 @@ urlpatterns = [
     path("plans/", billing_views.plans, name="plans"),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
     path("favicon.ico", views.favicon),
+    # Support's console of a server: under /admin/ (the admin's login and second factor).
+    path(
+        "admin/instances/instance/<int:instance_id>/console/",
+        admin.site.admin_view(console_views.staff_console),
+        name="staff_console",
+    ),
+    path(
+        "admin/instances/instance/<int:instance_id>/console/session/",
+        admin.site.admin_view(console_views.staff_console_session),
+        name="staff_console_session",
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from tests.console_proxy_fixture import console_proxy  # noqa: F401 - shared fixture
 from tests.factories import PASSWORD, ProfileFactory, UserFactory
 from tests.powerdns_fixture import powerdns, powerdns_server  # noqa: F401
 from tests.pve_world import demo_location, world  # noqa: F401 - shared fixtures

@@ -1,5 +1,6 @@
 """The instances app's models: infrastructure, servers, and the operations that change them."""
 
+from instances.models.console import ConsoleSession
 from instances.models.infrastructure import (
     Cluster,
     DedicatedServer,
@@ -20,6 +21,7 @@ from instances.models.servers import Instance, InstanceEvent, InstanceTraffic
 
 __all__ = [
     "Cluster",
+    "ConsoleSession",
     "DedicatedServer",
     "Family",
     "IPAddress",

@@ -142,6 +142,12 @@ class OSImage(models.Model):
     family = models.CharField(max_length=32, help_text="e.g. debian")
     default_user = models.CharField(max_length=32, default="root")
     min_disk_gib = models.PositiveIntegerField(default=10)
+    serial_console = models.BooleanField(
+        "serial console",
+        default=True,
+        help_text="Its template has a serial port (serial0) with a login prompt: the browser "
+        "console offers a text terminal as well as the screen.",
+    )
     active = models.BooleanField(default=True)
     display_order = models.PositiveIntegerField(default=0)
 

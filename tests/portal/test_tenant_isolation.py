@@ -42,6 +42,8 @@ TABLE = {
     "instances:password": Row("instance_id", "POST", {"allow_reboot": "on"}),
     "instances:password_reveal": Row("instance_id", "POST"),
     "instances:reboot_plan": Row("instance_id", "POST", {"at": "2030-01-01T03:00"}),
+    "instances:console": Row("instance_id"),
+    "instances:console_session": Row("instance_id", "POST", {"kind": "terminal"}),
     "instances:reverse_dns": Row("instance_id", "POST", {"address": "1.2.3.4", "ptr": "x.example"}),
     "billing:overview": Row(None),
     "billing:order_new": Row(None),
