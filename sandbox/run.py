@@ -4,8 +4,8 @@ Processes: the demo Proxmox cluster (fakepve, sandbox/pve.py), the Stripe sandbo
 (sandbox/stripe/), the VIES stand-in (sandbox/vies.py) and PowerDNS (sandbox/powerdns.py, the
 real server) first; once the Stripe sandbox and PowerDNS answer, `seed_demo` (demo users, the
 demo cluster's rows, the pool's reverse zones in PowerDNS, the catalog pushed to the sandbox);
-then the Django dev server and a Celery worker with beat. Ctrl-C (or any process dying) stops
-all of them.
+then the Django dev server, the console's websocket proxy (uvicorn, port 8001) and a Celery worker
+with beat. Ctrl-C (or any process dying) stops all of them.
 
 The portal is pointed at the sandbox the way it would be pointed at Stripe: STRIPE_API_BASE,
 STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET in the environment (defaults below unless set); and
@@ -25,6 +25,8 @@ PYTHON = sys.executable
 VAR_DIR = os.environ.get("VAR_DIR", "var")  # as the portal's settings
 HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
+# The browser console's websocket proxy (portal/asgi.py under uvicorn), beside the dev server.
+CONSOLE_PORT = os.environ.get("CONSOLE_PORT", "8001")
 
 STRIPE_PORT = os.environ.get("STRIPE_SANDBOX_PORT", "12111")
 VIES_PORT = os.environ.get("VIES_SANDBOX_PORT", "12112")
@@ -69,6 +71,10 @@ SEED = [
 ]  # fmt: skip
 PROCESSES = {
     "web": [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}"],
+    "console": [
+        PYTHON, "-m", "uvicorn", "portal.asgi:application",
+        "--host", HOST, "--port", CONSOLE_PORT, "--no-access-log",
+    ],
     "worker": [
         PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat",
         "--queues=operations,billing,maintenance,exports,celery",
@@ -99,6 +105,8 @@ def main() -> int:
         os.environ.update({k: v for k, v in POWERDNS_ENV.items() if not os.environ.get(k)})
     else:  # a PowerDNS of your own: this runner starts none
         STAND_INS.pop("powerdns")
+    # Pages open the console's websocket there (the same host as the pages: the login cookie).
+    os.environ.setdefault("CONSOLE_WEBSOCKET_ORIGIN", f"ws://{HOST}:{CONSOLE_PORT}")
     # The sandbox signs webhooks with the secret the portal checks.
     STAND_INS["stripe"] += ["--webhook-secret", os.environ["STRIPE_WEBHOOK_SECRET"]]
 
