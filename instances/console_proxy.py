@@ -1,9 +1,11 @@
 """The browser console's websocket, served by the ASGI server (portal/asgi.py): the browser
 never talks to Proxmox and never sees a PVE ticket or token.
 
-For `/console/ws/<token>` it checks, itself, what a page would: the Origin (a host of
-ALLOWED_HOSTS), the Django login session cookie (as `auth.get_user` does: the user and their
-session hash), then takes the console session once (instances/consoles.py). Then it asks PVE
+For `/console/ws/`, with the console session's token in a subprotocol (`portal-console.<token>`,
+beside `binary`: never in the URL, which servers and proxies log), it checks, itself, what a
+page would: the Origin (a host of ALLOWED_HOSTS), the Django login session cookie (as
+`auth.get_user` does: the user and their session hash), then takes the console session once
+(instances/consoles.py). Then it asks PVE
 for a proxy (termproxy or vncproxy, through instances/proxmox.py), opens PVE's vncwebsocket
 with the cluster's token and TLS settings, logs in there (the terminal's `user:ticket` line;
 VNC authentication with the ticket) and relays:
@@ -46,7 +48,8 @@ from instances.proxmox import ConsoleProxy, ProxmoxError, ProxmoxPermanent, PveC
 
 logger = logging.getLogger(__name__)
 End = ConsoleSession.End
-PATH = re.compile(r"/console/ws/(?P<token>[A-Za-z0-9_-]{20,128})/?")
+PATH = "/console/ws/"
+TOKEN = re.compile(r"portal-console\.(?P<token>[A-Za-z0-9_-]{20,128})")
 TERMINAL_MESSAGE = re.compile(r"0:(\d+):(.*)|1:\d+:\d+:|2", re.DOTALL)
 # Client-to-server RFB messages that a person causes: keys, the mouse, pasting, QEMU's keys.
 RFB_INPUT = {4, 5, 6, 255}
@@ -77,12 +80,14 @@ async def console_websocket(scope, receive, send) -> None:
     """The ASGI application for websocket connections."""
     if (await receive())["type"] != "websocket.connect":
         return
-    found = PATH.fullmatch(scope["path"])
-    login = await db(_login)(scope) if found and _origin_allowed(scope) else None
+    offered = scope.get("subprotocols", [])
+    found = next(filter(None, map(TOKEN.fullmatch, offered)), None)
+    allowed = found and scope["path"] == PATH and _origin_allowed(scope)
+    login = await db(_login)(scope) if allowed else None
     if login is None:  # refused before the upgrade: the browser sees an HTTP 403
         await send({"type": "websocket.close", "code": 1008})
         return
-    subprotocol = "binary" if "binary" in scope.get("subprotocols", []) else None
+    subprotocol = "binary" if "binary" in offered else None
     await send({"type": "websocket.accept", "subprotocol": subprotocol})
     browser = Browser(receive, send)
     try:

@@ -91,7 +91,8 @@ def _page(request, instance: Instance, *, session_url: str, back_url: str):
 
 
 def _session(request, instance: Instance, actor: str):
-    """A console session for the page: the websocket URL with its single-use token."""
+    """A console session for the page: the websocket URL, and the single-use token its
+    script offers as a subprotocol (so that it is in no URL and no server's log)."""
     try:
         _session, token = consoles.console_open(
             instance=instance,
@@ -105,4 +106,4 @@ def _session(request, instance: Instance, actor: str):
     origin = settings.CONSOLE_WEBSOCKET_ORIGIN or (
         f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}"
     )
-    return JsonResponse({"url": f"{origin}/console/ws/{token}/"})
+    return JsonResponse({"url": f"{origin}/console/ws/", "protocol": f"portal-console.{token}"})

@@ -115,7 +115,8 @@ async function open(kind) {
   if (current !== session) {
     return;
   }
-  const socket = new WebSocket(answer.url, ["binary"]);
+  // The session's token goes as a subprotocol, never in the URL; the proxy answers "binary".
+  const socket = new WebSocket(answer.url, ["binary", answer.protocol]);
   socket.binaryType = "arraybuffer";
   let detach = () => {};
   session.stop = () => {

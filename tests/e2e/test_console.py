@@ -67,10 +67,10 @@ def test_the_console_shows_the_servers_login_prompt_and_echoes_what_is_typed(
     assert any(url.startswith(console_proxy.origin) for url in requests)
 
     # The session's websocket URL opens once: a second connection is refused.
-    used = opened.value.json()["url"]
+    used = opened.value.json()
     code, reason = page.evaluate(
-        """(url) => new Promise((resolve) => {
-            const socket = new WebSocket(url, ["binary"]);
+        """(used) => new Promise((resolve) => {
+            const socket = new WebSocket(used.url, ["binary", used.protocol]);
             socket.onclose = (event) => resolve([event.code, event.reason]);
         })""",
         used,

@@ -38,19 +38,19 @@ def signed_in(user) -> Client:
     return client
 
 
-def open_session(client: Client, server: Instance, kind: str = "terminal") -> str:
+def open_session(client: Client, server: Instance, kind: str = "terminal") -> dict:
     response = client.post(reverse("instances:console_session", args=[server.pk]), {"kind": kind})
     assert response.status_code == 200, response.content
-    return response.json()["url"]
+    return response.json()
 
 
-def browser(url: str, client: Client | None, *, origin: str = ORIGIN):
+def browser(session: dict, client: Client | None, *, origin: str = ORIGIN):
     headers = {"Cookie": f"sessionid={client.cookies['sessionid'].value}"} if client else {}
     return connect(
-        url.replace("localhost", "127.0.0.1"),
+        session["url"].replace("localhost", "127.0.0.1"),
         origin=origin,
         additional_headers=headers,
-        subprotocols=["binary"],
+        subprotocols=["binary", session["protocol"]],
         open_timeout=10,
     )
 
@@ -76,8 +76,8 @@ def timeline(server: Instance) -> list[str]:
 def test_the_owner_types_at_the_servers_login_prompt(server, console_proxy, alice, caplog):
     caplog.set_level(logging.INFO)
     client = signed_in(alice)
-    url = open_session(client, server)
-    with browser(url, client) as ws:
+    opened = open_session(client, server)
+    with browser(opened, client) as ws:
         assert ws.recv(timeout=10) == "ready"
         assert terminal_output(ws, b"login: ").endswith(f"{server.hostname} login: ".encode())
         ws.send("1:100:30:")
@@ -89,7 +89,8 @@ def test_the_owner_types_at_the_servers_login_prompt(server, console_proxy, alic
     assert session.end_reason == ConsoleSession.End.CLOSED
     assert session.actor == CUSTOMER and session.user == alice
     assert timeline(server)[-2:] == ["Console opened: text terminal.", "Console closed."]
-    token = url.rstrip("/").rsplit("/", 1)[1]
+    assert opened["url"].endswith("/console/ws/")  # the token is in no URL
+    token = opened["protocol"].removeprefix("portal-console.")
     assert session.token_hash == hashlib.sha256(token.encode()).hexdigest()
     # What the portal logs (fakepve's own access log shows its URLs, as pveproxy's does).
     ours = [record for record in caplog.records if not record.name.startswith("aiohttp")]
@@ -107,19 +108,19 @@ def wait_for(condition, timeout: float = 10) -> None:
 
 def test_a_console_session_opens_once(server, console_proxy, alice):
     client = signed_in(alice)
-    url = open_session(client, server)
-    with browser(url, client) as ws:
+    opened = open_session(client, server)
+    with browser(opened, client) as ws:
         assert ws.recv(timeout=10) == "ready"
-    with browser(url, client) as again:
+    with browser(opened, client) as again:
         code, reason = closed_with(again)
     assert code == 4001
     assert "already used or has expired" in reason
 
 
 def test_it_is_bound_to_the_login_session_and_the_customer(server, console_proxy, alice, mallory):
-    url = open_session(signed_in(alice), server)
+    opened = open_session(signed_in(alice), server)
     for other in (signed_in(alice), signed_in(mallory)):  # another login, another customer
-        with browser(url, other) as ws:
+        with browser(opened, other) as ws:
             assert closed_with(ws)[0] == 4001
     assert not ConsoleSession.objects.filter(connected_at__isnull=False).exists()
 
@@ -127,22 +128,25 @@ def test_it_is_bound_to_the_login_session_and_the_customer(server, console_proxy
 def test_an_unused_session_expires(server, console_proxy, alice, settings):
     settings.CONSOLE_SESSION_TTL = 0
     client = signed_in(alice)
-    url = open_session(client, server)
-    with browser(url, client) as ws:
+    opened = open_session(client, server)
+    with browser(opened, client) as ws:
         assert closed_with(ws)[0] == 4001
 
 
-def test_without_a_login_or_from_another_site_the_upgrade_is_refused(server, console_proxy, alice):
+def test_without_a_login_a_token_or_from_another_site_the_upgrade_is_refused(
+    server, console_proxy, alice
+):
     client = signed_in(alice)
-    url = open_session(client, server)
+    opened = open_session(client, server)
     for attempt in (
-        lambda: browser(url, None),
-        lambda: browser(url, client, origin="https://evil.example"),
+        lambda: browser(opened, None),
+        lambda: browser(opened, client, origin="https://evil.example"),
+        lambda: browser({**opened, "protocol": "binary"}, client),  # no token
     ):
         with pytest.raises(InvalidStatus) as refused:
             attempt()
         assert refused.value.response.status_code == 403
-    with browser(url, client) as ws:  # still unused
+    with browser(opened, client) as ws:  # still unused
         assert ws.recv(timeout=10) == "ready"
 
 
@@ -158,8 +162,8 @@ def test_another_customer_cannot_open_it(client, server, mallory):
 
 def test_signing_out_ends_the_console(server, console_proxy, alice):
     client = signed_in(alice)
-    url = open_session(client, server)
-    with browser(url, client) as ws:
+    opened = open_session(client, server)
+    with browser(opened, client) as ws:
         assert ws.recv(timeout=10) == "ready"
         client.post("/accounts/logout/")
         assert closed_with(ws) == (4000, "You signed out.")
@@ -228,7 +232,7 @@ def test_staff_open_any_servers_console_from_the_admin(server, console_proxy, st
     client = signed_in(staff)
     assert client.get(reverse("staff_console", args=[server.pk])).status_code == 200
     response = client.post(reverse("staff_console_session", args=[server.pk]), {"kind": "terminal"})
-    with browser(response.json()["url"], client) as ws:
+    with browser(response.json(), client) as ws:
         assert ws.recv(timeout=10) == "ready"
     assert ConsoleSession.objects.get().actor == "staff"
 
