@@ -61,6 +61,7 @@ ROUTES = {
     "billing.run_export": "exports",
     "billing.monthly_exports": "maintenance",
     "billing.lifecycle_tick": "maintenance",
+    "api.purge_idempotency_keys": "maintenance",
 }
 
 
@@ -122,6 +123,7 @@ def configure(app: Celery) -> None:
                 "schedule": crontab(minute=0, hour=6, day_of_month=1),
             },
             "lifecycle": {"task": "billing.lifecycle_tick", "schedule": 300.0},
+            "idempotency-keys": {"task": "api.purge_idempotency_keys", "schedule": 3600.0},
         },
     )
 

@@ -131,6 +131,8 @@ INSTALLED_APPS = [
     "accounts",
     "instances",
     "billing",
+    "ninja",  # its Swagger UI files, served from here (no CDN)
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -295,6 +297,15 @@ STATUS_SYNC_INTERVAL = env_int("STATUS_SYNC_INTERVAL", 30)
 DRAIN_INTERVAL = env_int("DRAIN_INTERVAL", 30)
 # How long usage graph samples from PVE are kept before they are fetched again.
 USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
+
+# --- The public API (/api/v1/) ------------------------------------------------------------------
+
+# Requests each token may make per window (seconds); beyond it the answer is 429 + Retry-After.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 300)
+API_RATE_WINDOW = env_int("API_RATE_WINDOW", 60)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20)
+# How long a POST's Idempotency-Key and its answer are kept.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
 
 # --- The browser console (instances/consoles.py, the ASGI server's instances/console_proxy.py) ----
 

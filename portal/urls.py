@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from api.main import api
 from billing import views as billing_views
 from instances import console_views
 from portal import views
@@ -30,7 +31,9 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("account/api-tokens/", include("api.urls")),
     path("account/", include("accounts.urls")),
     path("servers/", include("instances.urls")),
     path("billing/", include("billing.urls")),
+    path("api/v1/", api.urls),
 ]

@@ -14,11 +14,13 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import SSHKey
+from api.models import APIToken
+from api.tokens import token_create
 from billing.models import Order, Plan
 from instances.models import InstanceOperation
 from tests.instances.operations import running_server
 
-NAMESPACES = ("accounts", "instances", "billing")
+NAMESPACES = ("accounts", "instances", "billing", "api")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ TABLE = {
     "instances:console": Row("instance_id"),
     "instances:console_session": Row("instance_id", "POST", {"kind": "terminal"}),
     "instances:reverse_dns": Row("instance_id", "POST", {"address": "1.2.3.4", "ptr": "x.example"}),
+    "api:tokens": Row(None),
+    "api:token_revoke": Row("token_id", "POST"),
     "billing:overview": Row(None),
     "billing:order_new": Row(None),
     "billing:order_summary": Row(None),
@@ -101,7 +105,13 @@ def things(world, demo_location, alice, stripe_settings):
         vat_rate=19,
         stripe_price_id="price_x",
     )
-    return {"instance_id": server.pk, "order_id": order.pk, "key_id": alice.ssh_keys.get().pk}
+    token, _secret = token_create(owner=alice, name="ci", scope=APIToken.Scope.WRITE)
+    return {
+        "instance_id": server.pk,
+        "order_id": order.pk,
+        "key_id": alice.ssh_keys.get().pk,
+        "token_id": token.pk,
+    }
 
 
 def url_for(name: str, row: Row, things: dict) -> str:
@@ -120,6 +130,7 @@ def snapshot(world) -> tuple:
         InstanceOperation.objects.count(),
         list(Order.objects.values_list("status", "updated_at")),
         SSHKey.objects.count(),
+        list(APIToken.objects.values_list("pk", "revoked_at")),
         len(world.tasklog),
         sorted((vm.vmid, vm.name, vm.status) for vm in world.vms),
     )

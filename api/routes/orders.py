@@ -1,0 +1,57 @@
+"""Orders: what was ordered, paying for it, cancelling it before paying."""
+
+from __future__ import annotations
+
+from ninja import Query, Router
+
+from api import auth, presenters, schemas
+from api.errors import APIError, refused
+from api.paging import Paging, page_of, paginate
+from billing import orders, stripe_client
+
+router = Router(tags=["orders"])
+
+
+@router.get("/orders", response=page_of(schemas.Order), auth=auth.read)
+def order_list(request, paging: Query[Paging]):
+    rows = orders.orders_of(request.user).select_related("os_image").order_by("-created_at", "-id")
+    return paginate(rows, paging, presenters.order)
+
+
+@router.get("/orders/{order_id}", response={200: schemas.Order, 404: schemas.Error}, auth=auth.read)
+def order_get(request, order_id: int):
+    """Poll after paying: `server_id` appears once Stripe has the payment."""
+    return presenters.order(orders.order_of(request.user, order_id))
+
+
+@router.post(
+    "/orders/{order_id}/checkout",
+    response={200: schemas.Checkout, 404: schemas.Error, 422: schemas.Error, 503: schemas.Error},
+    auth=auth.write,
+)
+def order_checkout(request, order_id: int):
+    """The Stripe Checkout page to pay the order on (the open one again, or a new one)."""
+    order = orders.order_of(request.user, order_id)
+    try:
+        return {"checkout_url": orders.checkout_url(order)}
+    except orders.OrderError as error:
+        raise refused(str(error)) from None
+    except stripe_client.StripeError as error:
+        raise APIError(503, "stripe_unavailable", str(error)) from None
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    response={200: schemas.Order, 404: schemas.Error, 422: schemas.Error, 503: schemas.Error},
+    auth=auth.write,
+)
+def order_cancel(request, order_id: int):
+    """Cancel an order that is not paid yet (its Checkout page is closed first)."""
+    order = orders.order_of(request.user, order_id)
+    try:
+        orders.order_cancel(order)
+    except orders.OrderError as error:
+        raise refused(str(error)) from None
+    except stripe_client.StripeError as error:
+        raise APIError(503, "stripe_unavailable", str(error)) from None
+    return presenters.order(orders.order_of(request.user, order_id))
