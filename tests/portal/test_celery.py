@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
-import billing.tasks  # noqa: F401 - tasks register themselves on import
-import instances.tasks  # noqa: F401
 from portal.celery import app
+
+# What a worker does as it starts: import every app's tasks module (autodiscovery), so this
+# file sees all tasks whatever ran before it.
+app.loader.import_default_modules()
 
 
 def test_tasks_are_acknowledged_only_after_they_ran():
