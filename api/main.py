@@ -14,7 +14,7 @@ from ninja.decorators import _apply_decorators
 from api import errors
 from api.auth import TokenRateThrottle
 from api.idempotency import OPENAPI_PARAMETER, idempotent
-from api.routes import account, catalog, orders, servers
+from api.routes import account, catalog, network, orders, servers
 
 DESCRIPTION = """
 Everything the customer portal does for your servers, for scripts and tools.
@@ -94,13 +94,14 @@ api = PortalAPI(
     throttle=[TokenRateThrottle()],
 )
 errors.install(api)
-for module in (servers, orders, catalog, account):
+MODULES = (servers, network, orders, catalog, account)
+for module in MODULES:
     api.add_router("/", module.router)
 
 
 def _post_operations():
-    for router in (servers.router, orders.router, catalog.router, account.router):
-        for path_view in router.path_operations.values():
+    for module in MODULES:
+        for path_view in module.router.path_operations.values():
             for operation in path_view.operations:
                 if "POST" in operation.methods:
                     yield operation

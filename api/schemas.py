@@ -174,6 +174,31 @@ class Metrics(Schema):
     samples: list[MetricsSample]
 
 
+# --- Network ----------------------------------------------------------------------------------
+
+
+class PtrRecord(Schema):
+    address: str = Field(examples=["203.0.113.10"])
+    version: Literal[4, 6]
+    ptr: str = Field(description="The name PowerDNS has for it ('' if none).")
+    is_default: bool
+    changing_to: str | None = Field(description="A change under way ('' = back to the default).")
+
+
+class ReverseDns(Schema):
+    managed: bool
+    editable: bool = Field(description="The server's state allows a change now.")
+    ipv6_network: str | None = Field(examples=["2001:db8:100:a::/64"])
+    addresses: list[PtrRecord]
+
+
+class ReverseDnsIn(Schema):
+    address: str = Field(max_length=45, examples=["203.0.113.10"])
+    ptr: str = Field(
+        "", max_length=253, examples=["mail.example.com"], description="'' puts the default back."
+    )
+
+
 # --- Orders and upgrades ----------------------------------------------------------------------
 
 

@@ -52,6 +52,10 @@ TABLE = {
     ("GET", "/servers/{server_id}/upgrades"): Row("server"),
     ("POST", "/servers/{server_id}/upgrade"): Row("server", {"quote": "x"}),
     ("POST", "/servers/{server_id}/downgrade"): Row("server", {"plan": "nvme-vps-s"}),
+    ("GET", "/servers/{server_id}/reverse-dns"): Row("server"),
+    ("POST", "/servers/{server_id}/reverse-dns"): Row(
+        "server", {"address": "203.0.113.10", "ptr": "x.example"}
+    ),
     ("GET", "/operations/{operation_id}"): Row("operation"),
     ("GET", "/orders"): Row(None),
     ("GET", "/orders/{order_id}"): Row("order"),
