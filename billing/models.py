@@ -40,6 +40,20 @@ class Plan(models.Model):
     disk_gib = models.PositiveIntegerField("disk (GiB)")
     storage_class = models.CharField(max_length=8, choices=StorageClass.choices)
     traffic_tb = models.PositiveSmallIntegerField("traffic (TB/month)", default=32)
+    # Noisy-neighbour limits its servers get (0: none), applied at build and at every resize.
+    net_rate_mbit = models.PositiveIntegerField("network rate (Mbit/s)", default=0)
+    disk_iops_rd = models.PositiveIntegerField("disk read IOPS", default=0)
+    disk_iops_wr = models.PositiveIntegerField("disk write IOPS", default=0)
+    disk_mbps_rd = models.PositiveIntegerField("disk read (MB/s)", default=0)
+    disk_mbps_wr = models.PositiveIntegerField("disk write (MB/s)", default=0)
+    cpu_units = models.PositiveIntegerField(
+        "CPU weight", default=0, help_text="PVE cpuunits; dedicated cores weigh more"
+    )
+    # Snapshots a server may keep, and its daily backups kept (0: not included).
+    snapshots_max = models.PositiveSmallIntegerField("snapshots", default=0)
+    backups_kept = models.PositiveSmallIntegerField(
+        "backups kept", default=0, help_text="Daily backups, the newest this many kept; 0: none"
+    )
     price_cents = models.PositiveIntegerField("monthly price (cents, excl. VAT)")
     currency = models.CharField(max_length=3, default=default_currency)
     setup_fee_cents = models.PositiveIntegerField("setup fee (cents, excl. VAT)", default=0)

@@ -38,12 +38,13 @@ warnings.filterwarnings("default", category=InsecureRequestWarning)
 # What the portal's API token needs on "/" (privilege separation off, or the same on the token):
 # the README's PVE role lists exactly these, and pve_check compares them with the token's own.
 PRIVILEGES = (
-    "Datastore.AllocateSpace",  # clone and grow disks
+    "Datastore.AllocateSpace",  # clone and grow disks, write and delete backups
     "Datastore.Audit",  # see the storages and their space
     "SDN.Use",  # put a VM on the bridge (its zone) when cloning
     "Sys.Audit",  # nodes, node status, other users' tasks
     "VM.Allocate",  # create (clone) and destroy VMs
     "VM.Audit",  # config, status, pending, rrddata, /cluster/resources
+    "VM.Backup",  # vzdump, restore over the VM, delete its archives
     "VM.Clone",  # clone the templates
     "VM.Config.CDROM",  # the cloud-init drive
     "VM.Config.CPU",
@@ -58,6 +59,9 @@ PRIVILEGES = (
     "VM.GuestAgent.Unrestricted",  # set a password through it
     "VM.Migrate",  # live-migrate to another node
     "VM.PowerMgmt",  # start, shutdown, stop, reboot, reset
+    # take, delete and roll back snapshots (PVE takes VM.Snapshot.Rollback *or* this for a
+    # rollback, so the portal needs no more)
+    "VM.Snapshot",
 )
 
 
@@ -580,11 +584,117 @@ class PveClient:
             **{"destroy-unreferenced-disks": 1},
         )
 
+    # --- snapshots and backups ---------------------------------------------------------------
+
+    def snapshots(self, node: str, vmid: int) -> list[dict[str, Any]]:
+        """The VM's snapshots (name, description, snaptime, parent), without PVE's "current"."""
+        items = self._call("get", f"nodes/{node}/qemu/{vmid}/snapshot")
+        return [
+            {"name": item["name"], **_pick(item, description="", snaptime=0, parent=None)}
+            for item in items
+            if item.get("name") != "current"
+        ]
+
+    def snapshot_create(self, node: str, vmid: int, *, name: str, description: str) -> str:
+        """Snapshot the VM's disks (not its RAM); returns the task's UPID."""
+        return self._call(
+            "post", f"nodes/{node}/qemu/{vmid}/snapshot", snapname=name, description=description
+        )
+
+    def snapshot_rollback(self, node: str, vmid: int, name: str) -> str:
+        """Put the VM back to the snapshot (it is stopped, and stays so); returns a UPID."""
+        return self._call("post", f"nodes/{node}/qemu/{vmid}/snapshot/{name}/rollback")
+
+    def snapshot_delete(self, node: str, vmid: int, name: str) -> str:
+        """Delete the snapshot; returns the task's UPID."""
+        return self._call("delete", f"nodes/{node}/qemu/{vmid}/snapshot/{name}")
+
+    def backup(self, node: str, vmid: int, *, storage: str, notes: str) -> str | None:
+        """Start a vzdump of the running VM (snapshot mode, zstd) to `storage`, its notes
+        `notes`; the portal prunes old archives itself (prune-backups would need
+        Datastore.Allocate). Returns the task's UPID (None: PVE found the VM elsewhere)."""
+        upid = self._call(
+            "post",
+            f"nodes/{node}/vzdump",
+            vmid=str(vmid),
+            storage=storage,
+            mode="snapshot",
+            compress="zstd",
+            remove=0,
+            **{"notes-template": notes},
+        )
+        return upid if isinstance(upid, str) and upid.startswith("UPID:") else None
+
+    def backups(self, node: str, storage: str, vmid: int) -> list[dict[str, Any]]:
+        """The VM's archives on a storage: volid, size (bytes), ctime, notes, protected."""
+        items = self._call(
+            "get", f"nodes/{node}/storage/{storage}/content", content="backup", vmid=vmid
+        )
+        return [
+            {"volid": item["volid"], **_pick(item, size=0, ctime=0, notes="", protected=0)}
+            for item in items
+        ]
+
+    def volume_delete(self, node: str, storage: str, volid: str) -> str | None:
+        """Delete a volume (an archive) from a storage; returns the task's UPID."""
+        return self._call("delete", f"nodes/{node}/storage/{storage}/content/{volid}") or None
+
+    def restore(self, node: str, vmid: int, *, archive: str) -> str:
+        """Replace the stopped VM by the archive (its disks, snapshots and config); a UPID."""
+        return self._call("post", f"nodes/{node}/qemu", vmid=vmid, archive=archive, force=1)
+
     def rrd_data(
         self, node: str, vmid: int, *, timeframe: str = "hour", cf: str = "AVERAGE"
     ) -> list[dict[str, Any]]:
         """Usage samples (cpu, mem, disk and net rates) over hour, day, week, month or year."""
         return self._call("get", f"nodes/{node}/qemu/{vmid}/rrddata", timeframe=timeframe, cf=cf)
+
+    # --- the VM's firewall (synchronous calls: PVE answers without a task) ----------------
+
+    def _firewall(self, node: str, vmid: int, path: str = "") -> str:
+        return f"nodes/{node}/qemu/{vmid}/firewall/{path}".rstrip("/")
+
+    def firewall_options(self, node: str, vmid: int) -> dict[str, Any]:
+        """The VM firewall's options that are set (enable, ipfilter, policy_in, ...) and digest."""
+        return self._call("get", self._firewall(node, vmid, "options"))
+
+    def firewall_options_set(self, node: str, vmid: int, **options: Any) -> None:
+        """Set options (booleans as 1/0); `digest` refuses the change if others changed them."""
+        values = {k: int(v) if isinstance(v, bool) else v for k, v in options.items()}
+        self._call("put", self._firewall(node, vmid, "options"), **values)
+
+    def firewall_rules(self, node: str, vmid: int) -> list[dict[str, Any]]:
+        """The VM's rules in order (pos 0 first), each with the list's digest."""
+        rules = self._call("get", self._firewall(node, vmid, "rules"))
+        return sorted(rules, key=lambda rule: rule.get("pos", 0))
+
+    def firewall_rule_add(self, node: str, vmid: int, **rule: Any) -> None:
+        """Add a rule in front of the others (PVE always inserts at position 0)."""
+        self._call("post", self._firewall(node, vmid, "rules"), **rule)
+
+    def firewall_rule_delete(self, node: str, vmid: int, pos: int) -> None:
+        self._call("delete", self._firewall(node, vmid, f"rules/{pos}"))
+
+    def firewall_ipset(self, node: str, vmid: int, name: str) -> list[dict[str, Any]] | None:
+        """The entries (cidr, nomatch, comment) of the VM's IP set `name`; None if it has none."""
+        names = {item["name"] for item in self._call("get", self._firewall(node, vmid, "ipset"))}
+        if name not in names:
+            return None
+        return self._call("get", self._firewall(node, vmid, f"ipset/{name}"))
+
+    def firewall_ipset_create(self, node: str, vmid: int, name: str, *, comment: str = "") -> None:
+        self._call("post", self._firewall(node, vmid, "ipset"), name=name, comment=comment or None)
+
+    def firewall_ipset_add(self, node: str, vmid: int, name: str, cidr: str) -> None:
+        self._call("post", self._firewall(node, vmid, f"ipset/{name}"), cidr=cidr)
+
+    def firewall_ipset_remove(self, node: str, vmid: int, name: str, cidr: str) -> None:
+        path = self._firewall(node, vmid, f"ipset/{name}/{quote(cidr, safe='')}")
+        self._call("delete", path)
+
+    def datacenter_firewall_enabled(self) -> bool:
+        """Whether the datacenter firewall is on (without it no VM firewall filters)."""
+        return bool(self._call("get", "cluster/firewall/options").get("enable"))
 
     # --- consoles --------------------------------------------------------------------------------
 

@@ -76,6 +76,16 @@ class InstanceSpec:
     # The vCPUs the server's CPU layout should take live (the biggest size it may grow to);
     # 0: its own count.
     max_vcpus: int = 0
+    # Noisy-neighbour limits (0: none): network rate, disk IOPS and MB/s, PVE cpuunits.
+    net_rate_mbit: int = 0
+    disk_iops_rd: int = 0
+    disk_iops_wr: int = 0
+    disk_mbps_rd: int = 0
+    disk_mbps_wr: int = 0
+    cpu_units: int = 0
+    # Snapshots the server may keep, and how many daily backups are kept (0: none).
+    snapshots_max: int = 0
+    backups_kept: int = 0
 
     def fields(self) -> dict:
         """The Instance fields this spec sets."""

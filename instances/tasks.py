@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from instances import drain, services, sync, usage
+from instances import backups, drain, firewall_check, services, sync, usage
 from instances.models import Cluster, Instance
 from instances.operations import engine
 from instances.proxmox import ProxmoxError, PveClient
@@ -63,6 +63,27 @@ def drain_nodes() -> None:
     """Beat: every draining node moves on, in case a message was lost."""
     for line in drain.drain_all():
         logger.info("drain: %s", line)
+
+
+@shared_task(name="instances.check_firewalls", ignore_result=True)
+def check_firewalls() -> None:
+    """Beat: every server's firewall on PVE equals the portal's, or is applied again."""
+    for cluster, report in firewall_check.check_all().items():
+        if report.repaired or report.unreadable:
+            logger.warning(
+                "firewalls on %s: repaired %s, unreadable %s",
+                cluster,
+                report.repaired,
+                report.unreadable,
+            )
+
+
+@shared_task(name="instances.start_backups", ignore_result=True)
+def start_backups() -> None:
+    """Beat: the scheduled backups due now, within the window and the nodes' limits."""
+    started = backups.backups_start_due()
+    if started:
+        logger.info("scheduled backups started: %s", started)
 
 
 @shared_task(name="instances.planned_reboots", ignore_result=True)

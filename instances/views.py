@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.services import profile_is_complete
-from instances import reverse_dns, selectors, services, usage
+from instances import backups, reverse_dns, selectors, services, snapshots, usage
 from instances.forms import PasswordResetForm, RebootPlanForm, ReinstallForm, RenameForm
 from instances.models import InstanceEvent
 
@@ -60,6 +60,8 @@ def server_detail(request, instance_id: int):
     else:
         context["rename_form"] = RenameForm(initial={"hostname": instance.hostname})
         context["reverse_dns"] = reverse_dns.reverse_dns_panel(instance, panel.operation)
+        context["snapshots"] = snapshots.snapshots_panel(instance, panel.operation)
+        context["backups"] = backups.backups_panel(instance, panel.operation)
         response = render(request, "instances/detail.html", context)
     # One URL, two bodies: caches and the back button must not mix the page and the partial.
     patch_vary_headers(response, ["HX-Request"])

@@ -55,6 +55,9 @@ ROUTES = {
     "instances.drain_node": "operations",
     "instances.drain_nodes": "maintenance",
     "instances.planned_reboots": "maintenance",
+    # Starts the due backups only; they run as operations (on `operations`, never blocking).
+    "instances.start_backups": "maintenance",
+    "instances.check_firewalls": "maintenance",
     "billing.upgrades_due": "maintenance",
     "accounts.recheck_vat_ids": "maintenance",
     # Finance exports can read a year of ledger rows: never in the way of the work above.
@@ -112,6 +115,14 @@ def configure(app: Celery) -> None:
             },
             "drain-nodes": {"task": "instances.drain_nodes", "schedule": settings.DRAIN_INTERVAL},
             "planned-reboots": {"task": "instances.planned_reboots", "schedule": 60.0},
+            "start-backups": {
+                "task": "instances.start_backups",
+                "schedule": settings.BACKUP_SCHEDULE_INTERVAL,
+            },
+            "check-firewalls": {
+                "task": "instances.check_firewalls",
+                "schedule": settings.FIREWALL_CHECK_INTERVAL,
+            },
             "upgrades-due": {"task": "billing.upgrades_due", "schedule": 60.0},
             "recheck-vat-ids": {
                 "task": "accounts.recheck_vat_ids",

@@ -293,19 +293,21 @@ OPERATION_REAPER_INTERVAL = env_int("OPERATION_REAPER_INTERVAL", 60)
 OPERATION_SHUTDOWN_TIMEOUT = env_int("OPERATION_SHUTDOWN_TIMEOUT", 60)
 # How often beat reads every cluster's VM states (power, node, traffic counters).
 STATUS_SYNC_INTERVAL = env_int("STATUS_SYNC_INTERVAL", 30)
+# How often beat compares every server's firewall on PVE with the portal's (and repairs it).
+FIREWALL_CHECK_INTERVAL = env_int("FIREWALL_CHECK_INTERVAL", 600)
 # How often beat moves every draining node on (each finished migration does so at once).
 DRAIN_INTERVAL = env_int("DRAIN_INTERVAL", 30)
+# Scheduled backups start only inside this window (HH:MM-HH:MM in BACKUP_TIME_ZONE; it may pass
+# midnight; equal ends: at any time), one a day per server, at most BACKUP_MAX_PER_NODE at once
+# on a node (vzdump runs one job per node at a time); a backup waiting for a slot looks again
+# after BACKUP_SLOT_RETRY, and beat looks for due backups every BACKUP_SCHEDULE_INTERVAL.
+BACKUP_WINDOW = env("BACKUP_WINDOW", "01:00-06:00")
+BACKUP_TIME_ZONE = env("BACKUP_TIME_ZONE", "Europe/Berlin")
+BACKUP_MAX_PER_NODE = max(1, env_int("BACKUP_MAX_PER_NODE", 1))
+BACKUP_SLOT_RETRY = float(env("BACKUP_SLOT_RETRY", "30"))
+BACKUP_SCHEDULE_INTERVAL = env_int("BACKUP_SCHEDULE_INTERVAL", 300)
 # How long usage graph samples from PVE are kept before they are fetched again.
 USAGE_CACHE_SECONDS = env_int("USAGE_CACHE_SECONDS", 60)
-
-# --- The public API (/api/v1/) ------------------------------------------------------------------
-
-# Requests each token may make per window (seconds); beyond it the answer is 429 + Retry-After.
-API_RATE_LIMIT = env_int("API_RATE_LIMIT", 300)
-API_RATE_WINDOW = env_int("API_RATE_WINDOW", 60)
-API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20)
-# How long a POST's Idempotency-Key and its answer are kept.
-API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
 
 # --- The browser console (instances/consoles.py, the ASGI server's instances/console_proxy.py) ----
 
@@ -318,6 +320,15 @@ CONSOLE_WEBSOCKET_ORIGIN = env("CONSOLE_WEBSOCKET_ORIGIN").rstrip("/")
 CONSOLE_SESSION_TTL = env_int("CONSOLE_SESSION_TTL", 60)
 CONSOLE_IDLE_TIMEOUT = env_int("CONSOLE_IDLE_TIMEOUT", 900)
 CONSOLE_CHECK_INTERVAL = float(env("CONSOLE_CHECK_INTERVAL", "5"))
+
+# --- The public API (/api/v1/) ------------------------------------------------------------------
+
+# Requests each token may make per window (seconds); beyond it the answer is 429 + Retry-After.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 300)
+API_RATE_WINDOW = env_int("API_RATE_WINDOW", 60)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20)
+# How long a POST's Idempotency-Key and its answer are kept.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
 
 # --- The billing lifecycle (days) --------------------------------------------------------------
 

@@ -29,7 +29,16 @@ from fakepve import FakePve, PveError, TaskError
 from fakepve.lxc import SIZE_UNITS, format_size
 from fakepve.qemu import drives_of, join_drive, split_drive
 
-from sandbox import pve_config, pve_console, pve_guests, pve_migrate
+from sandbox import (
+    pve_backups,
+    pve_config,
+    pve_console,
+    pve_disks,
+    pve_firewall,
+    pve_guests,
+    pve_limits,
+    pve_migrate,
+)
 
 # ------------------------------------------------------------------------ the demo cluster
 
@@ -56,6 +65,8 @@ STORAGES = (
     StorageSpec("nvme", "lvmthin", "nvme", capacity_gib=3_500),
     StorageSpec("bulk", "lvmthin", "bulk", capacity_gib=14_000),
 )
+# Backups go to PVE's own `local` (a directory storage with content backup).
+BACKUP_STORAGE = "local"
 IMAGES = (
     ImageSpec("debian-12", "Debian 12", "debian", "debian", 10, "3G"),
     ImageSpec("ubuntu-24-04", "Ubuntu 24.04", "ubuntu", "ubuntu", 10, "3584M"),
@@ -109,6 +120,7 @@ def populate(pve: FakePve, *, token_secret: str) -> None:
     for template in TEMPLATES:
         _add_template(pve, template, images[template.image])
     pve.apitokens[TOKEN_ID] = token_secret
+    pve_firewall.datacenter_firewall_on(pve)  # as the README tells operators to
 
 
 def _add_template(pve: FakePve, template: TemplateSpec, image: ImageSpec) -> None:
@@ -184,6 +196,10 @@ def install_extensions(pve: FakePve) -> None:
     pve_config.install(pve)
     pve_guests.install(pve)
     pve_migrate.install(pve)
+    pve_disks.install(pve)
+    pve_backups.install(pve)
+    pve_firewall.install(pve)
+    pve_limits.install(pve)
     pve_console.install(pve)
 
 
@@ -396,6 +412,7 @@ def cluster_facts(*, api_url: str, token_secret: str, ca_pem: str) -> dict:
         "token_id": TOKEN_ID,
         "token_secret": token_secret,
         "ca_pem": ca_pem,
+        "backup_storage": BACKUP_STORAGE,
         "location": dict(LOCATION),
         "nodes": [
             dict(node._asdict(), storage_gib={s.name: s.capacity_gib for s in STORAGES})

@@ -54,6 +54,7 @@ class ClusterForm(forms.ModelForm):
             "vmid_min",
             "vmid_max",
             "bridge",
+            "backup_storage",
         ]
 
     def save(self, commit=True):

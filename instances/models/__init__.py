@@ -1,6 +1,7 @@
 """The instances app's models: infrastructure, servers, and the operations that change them."""
 
 from instances.models.console import ConsoleSession
+from instances.models.firewall import Firewall, FirewallRule
 from instances.models.infrastructure import (
     Cluster,
     DedicatedServer,
@@ -16,6 +17,7 @@ from instances.models.infrastructure import (
     StoragePool,
 )
 from instances.models.operations import InstanceOperation
+from instances.models.recovery import InstanceBackup, InstanceSnapshot
 from instances.models.reverse_dns import ReverseDns
 from instances.models.servers import Instance, InstanceEvent, InstanceTraffic
 
@@ -24,11 +26,15 @@ __all__ = [
     "ConsoleSession",
     "DedicatedServer",
     "Family",
+    "Firewall",
+    "FirewallRule",
     "IPAddress",
     "IPPool",
     "Instance",
+    "InstanceBackup",
     "InstanceEvent",
     "InstanceOperation",
+    "InstanceSnapshot",
     "InstanceTraffic",
     "Location",
     "Node",

@@ -53,6 +53,12 @@ class Cluster(models.Model):
     vmid_min = models.PositiveIntegerField("first VMID", default=1000)
     vmid_max = models.PositiveIntegerField("last VMID", default=999999)
     bridge = models.CharField(max_length=32, default="vmbr0")
+    backup_storage = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="PVE storage (content type backup) the servers' backups go to, e.g. a shared "
+        "NFS or PBS storage; empty: no backups on this cluster.",
+    )
 
     class Meta:
         ordering = ["name"]

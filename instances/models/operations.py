@@ -32,6 +32,12 @@ class InstanceOperation(models.Model):
         SUSPEND = "suspend", "suspension"
         UNSUSPEND = "unsuspend", "service restore"
         TERMINATE = "terminate", "removal"
+        SNAPSHOT = "snapshot", "snapshot"
+        ROLLBACK = "rollback", "rollback to a snapshot"
+        SNAPSHOT_DELETE = "snapshot_delete", "snapshot deletion"
+        BACKUP = "backup", "backup"
+        RESTORE = "restore", "restore from a backup"
+        FIREWALL = "firewall", "firewall change"
         REVERSE_DNS = "reverse_dns", "reverse DNS change"
 
     class State(models.TextChoices):

@@ -69,6 +69,24 @@ class Instance(models.Model):
         help_text="vCPUs its CPU layout takes without a reboot (PVE cores, with CPU and memory "
         "hotplug); 0: built before live upgrades, the layout comes at its next reboot.",
     )
+    # The plan's noisy-neighbour limits, set on the VM at build and at every resize (0: none).
+    net_rate_mbit = models.PositiveIntegerField("network rate (Mbit/s)", default=0)
+    disk_iops_rd = models.PositiveIntegerField("disk read IOPS", default=0)
+    disk_iops_wr = models.PositiveIntegerField("disk write IOPS", default=0)
+    disk_mbps_rd = models.PositiveIntegerField("disk read (MB/s)", default=0)
+    disk_mbps_wr = models.PositiveIntegerField("disk write (MB/s)", default=0)
+    cpu_units = models.PositiveIntegerField(
+        "CPU weight", default=0, help_text="PVE cpuunits against the node's other VMs"
+    )
+    # The plan's snapshots and backups (instances/snapshots.py, instances/backups.py).
+    snapshots_max = models.PositiveSmallIntegerField(
+        "snapshots allowed", default=0, help_text="How many snapshots it may keep; 0: none."
+    )
+    backups_kept = models.PositiveSmallIntegerField(
+        "backups kept",
+        default=0,
+        help_text="Daily backups, the newest this many kept; 0: backups not included.",
+    )
     os_image = models.ForeignKey(OSImage, on_delete=models.PROTECT, related_name="instances")
     ssh_keys = models.TextField(blank=True, help_text="authorized_keys lines put on the server")
     # A generated root password waits here, encrypted, until the customer has seen it once.

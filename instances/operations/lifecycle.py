@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from instances import placement
 from instances.models import DedicatedServer, Family, Instance
-from instances.operations import build, reinstall
+from instances.operations import backups, build, reinstall, snapshots
 from instances.operations.base import EXTERNAL, Context, Kind, Step, Wait
 from instances.operations.power import acpi_shutdown, force_stop, wait_shutdown, wait_stopped
 from instances.operations.power import stop as stop_now
@@ -130,6 +130,8 @@ TERMINATE = Kind(
         Step("stop", "Stopping", on_the_vm(stop_now)),
         Step("destroy", "Deleting the disks", on_the_vm(reinstall.destroy)),
         Step("wait_destroyed", "Deleting the disks", on_the_vm(reinstall.wait_destroyed)),
+        # PVE destroyed the snapshots with the disks.
+        Step("snapshots", "Deleting the disks", snapshots.forget_all),
         Step(
             "machine",
             "Deleting the disks",
@@ -137,6 +139,7 @@ TERMINATE = Kind(
             deadline=False,
             external=True,
         ),
+        Step("backups", "Deleting the backups", backups.delete_all),  # on their own storage
         Step("reverse_dns", "Removed", on_the_vm(reverse_dns_restore)),
         Step("released", "Removed", released),
     ),

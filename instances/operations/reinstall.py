@@ -8,8 +8,9 @@ disk and started, with the build's own steps.
 from __future__ import annotations
 
 from instances.models import Instance, OSImage
-from instances.operations import build
+from instances.operations import build, snapshots
 from instances.operations.base import Context, Kind, Step, StepFailed, Wait
+from instances.operations.firewall import apply as firewall_apply
 from instances.operations.power import stop
 
 Status = Instance.Status
@@ -67,9 +68,12 @@ REINSTALL = Kind(
         Step("stop", "Stopping", stop),
         Step("destroy", "Wiping the disk", destroy),
         Step("wait_destroyed", "Wiping the disk", wait_destroyed),
+        Step("snapshots", "Wiping the disk", snapshots.forget_all),  # gone with the disks
         Step("clone", "Copying the OS image", build.clone),
         Step("wait_clone", "Copying the OS image", build.wait_clone),
         Step("configure", "Configuring", build.configure),
+        # PVE dropped the VM's firewall with the VM: anti-spoofing and the rules go back on.
+        Step("firewall", "Configuring", firewall_apply),
         Step("resize", "Growing the disk", build.grow_disk),
         Step("start", "Starting", build.start),
         Step("wait_running", "Booting", build.wait_running),

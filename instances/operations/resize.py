@@ -16,6 +16,7 @@ from instances import placement
 from instances.models import Instance
 from instances.operations.base import Context, Kind, Step, StepFailed, Wait
 from instances.operations.build import disk_size_gib, grow_disk, layout_options
+from instances.operations.limits import limit_options
 from instances.operations.migrate import start_migration, wait_migration
 from instances.operations.pending import note_pending, waiting_for_reboot
 from instances.state import event_record
@@ -23,6 +24,9 @@ from instances.state import event_record
 Status = Instance.Status
 SPEC_FIELDS = ("family", "plan_name", "vcpus", "dedicated_cores", "memory_mib", "disk_gib")
 SPEC_FIELDS += ("storage_class", "traffic_tb", "max_vcpus")
+SPEC_FIELDS += ("net_rate_mbit", "disk_iops_rd", "disk_iops_wr", "disk_mbps_rd", "disk_mbps_wr")
+SPEC_FIELDS += ("cpu_units",)
+SPEC_FIELDS += ("snapshots_max", "backups_kept")
 
 
 def place(ctx: Context) -> Wait | None:
@@ -100,6 +104,7 @@ def configure(ctx: Context) -> Wait | None:
         layout = layout_options(instance)
         layout["cores"] = max(layout["cores"], cores)
         options.update(layout)
+    options.update(limit_options(instance, current))  # the new size's limits, live
     upid = ctx.pve.set_config(ctx.node, ctx.vmid, **options)
     return ctx.task_started(upid, "config", "Applying the new size")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from collections import namedtuple
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,7 +64,7 @@ IP_POOL = {
 FIRST_HOST, LAST_HOST = 10, 250
 
 # The demo catalog: (family, slug, name, vcpus, dedicated, RAM GiB, disk GiB, storage, TB,
-# monthly cents, setup cents). Prices exclude VAT.
+# monthly cents, setup cents). Prices exclude VAT. Each plan gets its family's DEMO_LIMITS.
 DEMO_PLANS = [
     ("storage_vps", "storage-vps-s", "Storage VPS S", 2, False, 4, 400, "bulk", 32, 499, 0),
     ("storage_vps", "storage-vps-m", "Storage VPS M", 4, False, 8, 800, "bulk", 32, 899, 0),
@@ -79,6 +80,19 @@ DEMO_PLANS = [
     ("dedicated", "dedi-16", "Dedicated 16", 16, True, 128, 3840, "nvme", 100, 18999, 4900),
     ("dedicated", "dedi-32", "Dedicated 32", 32, True, 256, 7680, "nvme", 100, 29999, 9900),
 ]
+# Noisy-neighbour limits by family: network Mbit/s, disk read/write IOPS, disk read/write MB/s
+# and the PVE cpuunits of one vCPU (a dedicated core weighs ten shared vCPUs); dedicated
+# machines share nothing (0: no limit).
+Limits = namedtuple("Limits", "net_rate_mbit iops_rd iops_wr mbps_rd mbps_wr units_per_vcpu")
+DEMO_LIMITS = {
+    "storage_vps": Limits(500, 2_000, 1_000, 200, 150, 50),
+    "nvme_vps": Limits(1_000, 20_000, 10_000, 1_000, 500, 100),
+    "vds": Limits(2_000, 50_000, 25_000, 2_000, 1_000, 1_000),
+    "dedicated": Limits(0, 0, 0, 0, 0, 0),
+}
+# Snapshots a server may keep and daily backups kept, by family (dedicated machines: arranged
+# with the technicians).
+DEMO_RECOVERY = {"storage_vps": (2, 7), "nvme_vps": (3, 7), "vds": (5, 14), "dedicated": (0, 0)}
 # Machines in the demo location's inventory: (asset tag, model, CPU, cores, RAM GiB, disks).
 DEMO_MACHINES = [
     ("FRA1-D801", "Dell R650xs", "Xeon Silver 4309Y", 8, 64, "2× 960 GB NVMe"),
@@ -165,6 +179,7 @@ class Command(BaseCommand):
     def _catalog(self) -> None:
         for row in DEMO_PLANS:
             family, slug, name, vcpus, dedicated, ram, disk, storage, tb, price, setup = row
+            limits = DEMO_LIMITS[family]
             Plan.objects.update_or_create(
                 slug=slug,
                 defaults={
@@ -179,6 +194,14 @@ class Command(BaseCommand):
                     "price_cents": price,
                     "setup_fee_cents": setup,
                     "display_order": vcpus,
+                    "net_rate_mbit": limits.net_rate_mbit,
+                    "disk_iops_rd": limits.iops_rd,
+                    "disk_iops_wr": limits.iops_wr,
+                    "disk_mbps_rd": limits.mbps_rd,
+                    "disk_mbps_wr": limits.mbps_wr,
+                    "cpu_units": min(10_000, limits.units_per_vcpu * vcpus),
+                    "snapshots_max": DEMO_RECOVERY[family][0],
+                    "backups_kept": DEMO_RECOVERY[family][1],
                 },
             )
         self.stdout.write(self.style.SUCCESS(f"Demo catalog: {len(DEMO_PLANS)} plans."))
@@ -252,6 +275,7 @@ def _cluster(facts: dict, location: Location) -> Cluster:
             "api_url": facts["api_url"],
             "token_id": facts["token_id"],
             "ca_bundle": facts["ca_pem"],
+            "backup_storage": facts.get("backup_storage", ""),
         },
     )
     # Encryption is randomised: re-encrypt only a secret that changed, so reruns change nothing.
