@@ -49,6 +49,8 @@ def spec_of(plan: Plan) -> InstanceSpec:
         storage_class=plan.storage_class,
         traffic_tb=plan.traffic_tb,
         max_vcpus=catalog.layout_vcpus(plan),
+        snapshots_max=plan.snapshots_max,
+        backups_kept=plan.backups_kept,
     )
 
 
