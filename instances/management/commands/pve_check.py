@@ -60,6 +60,7 @@ class Command(BaseCommand):
         online = self._check_nodes(client, row)
         storages = self._check_storages(client, row, online)
         self._check_templates(client, row, storages)
+        self._check_backup_storage(row, storages)
 
     # --- report lines ----------------------------------------------------------------------------
 
@@ -91,6 +92,35 @@ class Command(BaseCommand):
             self._problem(f"the token {row.token_id} lacks on /: {', '.join(missing)}")
         else:
             self._ok(f"{row.token_id} holds the {len(PRIVILEGES)} privileges the portal uses")
+
+    def _check_backup_storage(
+        self, row: Cluster, storages: dict[str, dict[str, dict[str, Any]]]
+    ) -> None:
+        """Where the servers' backups go: a storage with content `backup` on every online node,
+        best shared (a node-local one keeps each archive on the node that made it)."""
+        self._heading("Backups")
+        name = row.backup_storage
+        if not name:
+            self._note("no backup storage set: the servers of this cluster are not backed up")
+            return
+        found = {node: seen[name] for node, seen in storages.items() if name in seen}
+        for node in sorted(set(storages) - set(found)):
+            self._problem(f"node {node} has no backup storage {name}")
+        usable = 0
+        for node, storage in sorted(found.items()):
+            if "backup" not in storage["content"]:
+                self._problem(f"{node}/{name} does not take backups (no 'backup' in its content)")
+            elif not storage["active"]:
+                self._problem(f"backup storage {name} is not active on {node}")
+            else:
+                usable += 1
+        if usable:
+            self._ok(f"backups go to {name} (content backup, on {usable} node(s))")
+        if found and not all(storage["shared"] for storage in found.values()):
+            self._note(
+                f"{name} is node-local: a server's backups stay on the node that made them, and "
+                "after a move to another node it cannot be restored from them"
+            )
 
     def _check_nodes(self, client: PveClient, row: Cluster) -> list[str]:
         """Compare PVE's nodes with the Node rows; returns the names of the online nodes."""
