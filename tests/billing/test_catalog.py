@@ -102,6 +102,12 @@ def test_plans_page_compares_the_families(client, shop):
     assert "dedicated cores" in page
 
 
+def test_the_plans_page_says_what_snapshots_and_backups_a_plan_includes(client, shop):
+    Plan.objects.filter(slug="nvme-vps-s").update(snapshots_max=3, backups_kept=7)
+    page = client.get("/plans/").content.decode()
+    assert "3 snapshots, daily backups, 7 kept" in " ".join(page.split())
+
+
 def test_sync_recreates_what_stripe_no_longer_has(shop, stripe_settings, german):
     """A product or customer deleted on Stripe's side is made again, not left dangling."""
     from billing.models import BillingAccount
