@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import User
 from accounts.services import profile_is_complete
 from common import staff_log
-from instances import selectors
+from instances import backups, reverse_dns, selectors, snapshots
 
 READ_ONLY_CSP = {**settings.SECURE_CSP, "form-action": [CSP.NONE], "connect-src": [CSP.NONE]}
 
@@ -79,9 +79,14 @@ def server_detail(request, admin_site, user_id: int, instance_id: int):
         f"Viewed server {instance.hostname} (#{instance.pk}) as the customer (read-only)",
         flag=staff_log.VIEW,
     )
+    panel = selectors.panel(instance)
+    # The cards of the customer's server page (instances/views.py server_detail), read-only.
     context = {
         "instance": instance,
-        "panel": dataclasses.replace(selectors.panel(instance), actions=frozenset()),
+        "panel": dataclasses.replace(panel, actions=frozenset()),
         "timeline": selectors.timeline(instance),
+        "reverse_dns": reverse_dns.reverse_dns_panel(instance, panel.operation),
+        "snapshots": snapshots.snapshots_panel(instance, panel.operation),
+        "backups": backups.backups_panel(instance, panel.operation),
     }
     return _page(request, "admin/billing/customer/view_as_detail.html", customer, context)
