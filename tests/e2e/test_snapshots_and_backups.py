@@ -73,3 +73,7 @@ def test_snapshot_roll_back_and_back_up_from_the_server_page(
     shot(page.locator("#snapshots"), "snapshots-card.png")
     shot(backups, "backups-card.png")
     shot(page, "server-page.png")
+    if os.environ.get("SCREENSHOTS"):  # and on a phone
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page.locator("#snapshots"), "snapshots-phone.png")
+        shot(backups, "backups-phone.png")
