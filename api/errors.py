@@ -19,6 +19,7 @@ class APIError(Exception):
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.errors: list[dict] | None = None  # every refused field, when there are several
 
 
 def refused(message: str, *, field: str | None = None, code: str = "refused") -> APIError:
@@ -43,7 +44,8 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(APIError)
     def api_error(request, error: APIError):
-        return reply(request, error.status, error.code, error.message, error.field)
+        extra = {"errors": error.errors} if error.errors else {}
+        return reply(request, error.status, error.code, error.message, error.field, **extra)
 
     @api.exception_handler(ValidationError)
     def invalid(request, error: ValidationError):

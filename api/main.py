@@ -14,7 +14,7 @@ from ninja.decorators import _apply_decorators
 from api import errors
 from api.auth import TokenRateThrottle
 from api.idempotency import OPENAPI_PARAMETER, idempotent
-from api.routes import account, catalog, network, orders, servers
+from api.routes import account, catalog, network, orders, recovery, servers
 
 DESCRIPTION = """
 Everything the customer portal does for your servers, for scripts and tools.
@@ -94,7 +94,7 @@ api = PortalAPI(
     throttle=[TokenRateThrottle()],
 )
 errors.install(api)
-MODULES = (servers, network, orders, catalog, account)
+MODULES = (servers, network, recovery, orders, catalog, account)
 for module in MODULES:
     api.add_router("/", module.router)
 

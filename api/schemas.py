@@ -199,6 +199,84 @@ class ReverseDnsIn(Schema):
     )
 
 
+FirewallPolicy = Literal["ACCEPT", "DROP", "REJECT"]
+
+
+class FirewallRule(Schema):
+    direction: Literal["in", "out"] = "in"
+    action: FirewallPolicy = "ACCEPT"
+    protocol: Literal["", "tcp", "udp", "icmp", "icmpv6"] = Field(
+        "", description="'' is any protocol."
+    )
+    port: str = Field("", max_length=20, examples=["22", "8000:8080"])
+    source: str = Field("", max_length=50, examples=["198.51.100.0/24"], description="'' is any.")
+    destination: str = Field("", max_length=50, description="'' is any.")
+    comment: str = Field("", max_length=200)
+
+
+class FirewallIn(Schema):
+    enabled: bool
+    policy_in: FirewallPolicy = "DROP"
+    policy_out: FirewallPolicy = "ACCEPT"
+    rules: list[FirewallRule] = Field(default_factory=list, description="In order, first first.")
+
+
+class FirewallPreset(Schema):
+    key: str
+    name: str
+    description: str
+
+
+class Firewall(FirewallIn):
+    applying: bool = Field(description="A change is being applied to the server now.")
+    failure: str = Field(description="Why the last change could not be applied ('' if none).")
+    changeable: bool
+    filtering: bool = Field(
+        description="False until the server's next reboot for one built "
+        "before the firewall existed: its network card joins then."
+    )
+    presets: list[FirewallPreset]
+
+
+class PresetIn(Schema):
+    preset: str = Field(examples=["ssh"])
+
+
+# --- Snapshots and backups ---------------------------------------------------------------------
+
+
+class Snapshot(Schema):
+    id: int
+    label: str
+    state: Literal["creating", "ready", "deleting"]
+    created_at: datetime
+
+
+class Snapshots(Schema):
+    allowed: int = Field(description="How many the plan includes.")
+    items: list[Snapshot]
+
+
+class SnapshotIn(Schema):
+    label: str = Field(max_length=40, examples=["before-upgrade"])
+
+
+class Backup(Schema):
+    id: int
+    trigger: Literal["scheduled", "manual"]
+    state: Literal["queued", "running", "ready", "failed", "deleting"]
+    size_bytes: int | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Backups(Schema):
+    kept: int = Field(description="How many the plan keeps (0: not included).")
+    offered: bool = Field(description="Backups are offered where the server is.")
+    window: str = Field(description="When the scheduled ones run.")
+    items: list[Backup]
+
+
 # --- Orders and upgrades ----------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import pytest
 from accounts.models import SSHKey
 from api.main import api
 from billing.models import Order, Plan
-from instances.models import InstanceOperation
+from instances.models import InstanceBackup, InstanceOperation, InstanceSnapshot
 from instances.services import instance_power
 from tests.api.conftest import Api, token_for
 from tests.instances.operations import running_server
@@ -56,6 +56,18 @@ TABLE = {
     ("POST", "/servers/{server_id}/reverse-dns"): Row(
         "server", {"address": "203.0.113.10", "ptr": "x.example"}
     ),
+    ("GET", "/servers/{server_id}/firewall"): Row("server"),
+    ("POST", "/servers/{server_id}/firewall"): Row(
+        "server", {"enabled": True, "rules": [{"protocol": "tcp", "port": "22"}]}
+    ),
+    ("POST", "/servers/{server_id}/firewall/preset"): Row("server", {"preset": "web"}),
+    ("GET", "/servers/{server_id}/snapshots"): Row("server"),
+    ("POST", "/servers/{server_id}/snapshots"): Row("server", {"label": "taken-over"}),
+    ("POST", "/servers/{server_id}/snapshots/{snapshot_id}/rollback"): Row("snapshot", {}),
+    ("DELETE", "/servers/{server_id}/snapshots/{snapshot_id}"): Row("snapshot"),
+    ("GET", "/servers/{server_id}/backups"): Row("server"),
+    ("POST", "/servers/{server_id}/backups"): Row("server", {}),
+    ("POST", "/servers/{server_id}/backups/{backup_id}/restore"): Row("backup", {}),
     ("GET", "/operations/{operation_id}"): Row("operation"),
     ("GET", "/orders"): Row(None),
     ("GET", "/orders/{order_id}"): Row("order"),
@@ -77,6 +89,8 @@ PARAMETER = {
     "key": "key_id",
     "operation": "operation_id",
     "plan": "slug",
+    "snapshot": "snapshot_id",
+    "backup": "backup_id",
 }
 
 
@@ -115,8 +129,16 @@ def things(world, demo_location, alice, demo_sandbox):
         vat_rate=19,
         stripe_price_id="price_x",
     )
+    snapshot = InstanceSnapshot.objects.create(
+        instance=server, name="p1", label="before", state=InstanceSnapshot.State.READY
+    )
+    backup = InstanceBackup.objects.create(
+        instance=server, trigger="manual", state=InstanceBackup.State.READY
+    )
     return {
         "server": server.pk,
+        "snapshot": snapshot.pk,
+        "backup": backup.pk,
         "order": order.pk,
         "key": alice.ssh_keys.get().pk,
         "operation": operation.pk,
@@ -125,9 +147,10 @@ def things(world, demo_location, alice, demo_sandbox):
 
 
 def path_for(template: str, row: Row, things: dict) -> str:
-    if row.names is None:
-        return template
-    return template.replace("{" + PARAMETER[row.names] + "}", str(things[row.names]))
+    """The path with the things it names (a snapshot's path names its server too)."""
+    for thing, parameter in PARAMETER.items():
+        template = template.replace("{" + parameter + "}", str(things[thing]))
+    return template
 
 
 def send(api_client: Api, route: tuple[str, str], things: dict):
@@ -139,6 +162,8 @@ def send(api_client: Api, route: tuple[str, str], things: dict):
 def snapshot(world) -> tuple:
     return (
         InstanceOperation.objects.count(),
+        list(InstanceSnapshot.objects.values_list("pk", "state")),
+        list(InstanceBackup.objects.values_list("pk", "state")),
         list(Order.objects.values_list("pk", "status", "updated_at")),
         SSHKey.objects.count(),
         len(world.tasklog),
@@ -151,7 +176,7 @@ def test_another_customer_gets_404_and_changes_nothing_while_the_owner_is_served
     client, things, alice, mallory, world, route
 ):
     """One server per route serves both looks (a build each is the slow part)."""
-    if TABLE[route].names not in (None, *SHARED):
+    if TABLE[route].names not in (None, *SHARED):  # mallory's token on alice's things
         before = snapshot(world)
         response = send(Api(client, token_for(mallory)), route, things)
         assert response.status_code == 404, f"{route} answered {response.status_code}"
@@ -180,3 +205,20 @@ def test_lists_show_only_the_customers_own_things(client, things, mallory, path)
     body = Api(client, token_for(mallory)).get(path).json()
     items = body["items"] if isinstance(body, dict) else body
     assert items == []
+
+
+@pytest.mark.parametrize(
+    "route",
+    [route for route, row in sorted(TABLE.items()) if row.names in ("snapshot", "backup")],
+    ids=" ".join,
+)
+def test_another_customers_snapshot_or_backup_is_404_through_ones_own_server_too(
+    client, things, mallory, demo_location, world, route
+):
+    own = running_server(mallory, demo_location, hostname="mine")
+    before = snapshot(world)
+    method, template = route
+    path = path_for(template, TABLE[route], things | {"server": own.pk})
+    response = Api(client, token_for(mallory)).call(method, path, TABLE[route].body)
+    assert response.status_code == 404
+    assert snapshot(world) == before
