@@ -16,6 +16,7 @@ from .billing import Billing
 from .objects import as_bool, as_int
 from .params import check as check_params
 from .store import Store, StripeError, missing, no_such
+from .subscription_create import PaymentMethods
 from .tax_ids import TaxIds
 from .tax_ids import check as check_tax_id
 
@@ -68,6 +69,7 @@ class Api:
         self.s = store
         self.b = billing
         self.tax_ids = TaxIds(store)
+        self.payment_methods = PaymentMethods(store)  # its routes: add_routes, below
         self.routes: list[Route] = []
         r = self._route
         r("POST", "/v1/customers", self.create_customer)
@@ -106,6 +108,7 @@ class Api:
             lambda p, id: self.b.expire(self.s.get(id, "checkout.session")),
         )
         r("GET", "/v1/subscriptions", self.list_subscriptions)
+        r("POST", "/v1/subscriptions", lambda p: self.b.create_subscription(p))
         r("GET", "/v1/subscriptions/{id}", self.getter("subscription"))
         r(
             "POST",
@@ -170,6 +173,7 @@ class Api:
         r("GET", "/v1/payment_intents/{id}", self.getter("payment_intent"))
         r("GET", "/v1/charges/{id}", self.getter("charge"))
         r("GET", "/v1/payment_methods/{id}", self.getter("payment_method"))
+        self.payment_methods.add_routes(self)
 
     def _route(self, method: str, template: str, handler: Callable[..., Any]) -> None:
         pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")

@@ -2,6 +2,7 @@
 
 - `checkout.py`: Checkout Sessions; `checkout_payments.py`: paying them (card, 3-D Secure, SEPA)
 - `subscriptions.py`: the subscription object, renewals, retries, cancelling
+- `subscription_create.py`: subscriptions made by the API, charged with a saved card
 - `subscription_updates.py`: updates with `payment_behavior`, pending updates
 - `prorations.py`: prorations and the invoice preview
 - `invoices.py`: invoices, taxes, payment attempts; `cards.py`: what each test card does
@@ -21,6 +22,7 @@ from .objects import Objects
 from .prorations import Prorations
 from .refunds import Refunds
 from .store import Store
+from .subscription_create import SubscriptionCreate
 from .subscription_updates import SubscriptionUpdates
 from .subscriptions import Subscriptions
 
@@ -31,6 +33,7 @@ class Billing(
     Checkout,
     CheckoutPayments,
     Subscriptions,
+    SubscriptionCreate,
     SubscriptionUpdates,
     Prorations,
     Invoicing,

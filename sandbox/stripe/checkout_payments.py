@@ -21,7 +21,7 @@ import copy
 import re
 
 from .cards import PAID, card_error, check_card
-from .objects import EMPTY_ADDRESS, Objects, add_months
+from .objects import EMPTY_ADDRESS, Objects
 from .store import Store, StripeError
 
 SEPA_SUCCEEDS, SEPA_FAILS = "succeeds", "fails"
@@ -147,32 +147,16 @@ class CheckoutPayments:
         self, session: dict, customer: dict, pm: dict, status: str
     ) -> tuple[dict, dict]:
         """The session's subscription and first invoice: new, or (a second try on the same
-        session after a card needed authentication) the incomplete ones, paid with `pm`."""
+        session after a card needed authentication) the incomplete ones, paid with `pm`.
+        The card is attached to the customer and is the subscription's default payment method;
+        as on Stripe, the customer's `invoice_settings.default_payment_method` stays as it was."""
         private = self.s.priv(session["id"])
-        customer["invoice_settings"]["default_payment_method"] = pm["id"]
         sub = self.s.find(private.get("subscription"))
         if sub is not None:
             sub["default_payment_method"] = pm["id"]
             return sub, self.s.get(sub["latest_invoice"])
-        now = self.s.now()
-        end = add_months(now, 1)
-        sub = self.new_subscription(customer, session, private, pm, (now, end), status)
+        sub, invoice = self.start_subscription(customer, private, pm, status)
         private["subscription"] = sub["id"]
-        specs = []
-        for entry in private["items"]:
-            price = self.s.get(entry["price"])
-            if price["recurring"]:
-                item = next(i for i in sub["items"]["data"] if i["price"]["id"] == price["id"])
-                specs.append(
-                    self.spec(
-                        price, entry["quantity"], entry["tax_rates"], (now, end), item=item["id"]
-                    )
-                )
-            else:
-                specs.append(self.spec(price, entry["quantity"], entry["tax_rates"], (now, now)))
-        self.s.emit("customer.subscription.created", sub)
-        invoice = self.new_invoice(customer, sub, specs, "subscription_create", (now, now))
-        sub["latest_invoice"] = invoice["id"]
         return sub, invoice
 
     def complete_checkout(

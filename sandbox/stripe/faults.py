@@ -3,7 +3,10 @@
 For testing what the portal does when Stripe is busy or broken: stripe-python retries 429 and
 5xx answers (with `max_network_retries`), so a test can inject one failure and see the retry
 succeed, or more failures than retries and see the portal give up cleanly. A `delay` holds the
-request before it runs, which keeps it in flight (for idempotency-key conflicts).
+request before it runs, which keeps it in flight (for idempotency-key conflicts). `lose_answer`
+runs the request (a POST is kept under its idempotency key) and then closes the connection
+without answering: the client cannot tell whether it happened, as when a network drops Stripe's
+answer or the client's timeout strikes first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class Fault:
     count: int
     method: str | None = None
     delay: float = 0.0
+    lose_answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method:
@@ -52,10 +56,13 @@ class Faults:
         count: int = 1,
         method: str | None = None,
         delay: float = 0.0,
+        lose_answer: bool = False,
     ) -> Fault:
         if status and status not in BODIES:
             raise ValueError(f"status must be one of {sorted(BODIES)} or 0 (delay only)")
-        fault = Fault(path, status, count, method, delay)
+        if status and lose_answer:
+            raise ValueError("a lost answer has no status: give status 0")
+        fault = Fault(path, status, count, method, delay, lose_answer)
         with self.lock:
             self.pending.append(fault)
         return fault

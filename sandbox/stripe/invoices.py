@@ -311,6 +311,17 @@ class Invoicing:
             raise card_error(DECLINE[0], DECLINE[1], "generic_decline")
         return result
 
+    def invoice_payment_intent(self, invoice: dict, pm: dict | None) -> dict:
+        """The invoice's payment intent (made with its first attempt), now for `pm`."""
+        private = self.s.priv(invoice["id"])
+        pi = self.s.find(private.get("payment_intent"))
+        if pi is None:
+            pi = self.o.payment_intent(invoice, pm and pm["id"])
+            private["payment_intent"] = pi["id"]
+            invoice["payments"]["data"].append(self.o.invoice_payment(invoice, pi))
+        pi["payment_method"] = pm and pm["id"]
+        return pi
+
     def collect(
         self,
         invoice: dict,
@@ -324,13 +335,7 @@ class Invoicing:
             self.mark_paid(invoice)
             return PAID
         pm = pm or self.payment_method_for(invoice)
-        private = self.s.priv(invoice["id"])
-        pi = self.s.find(private.get("payment_intent"))
-        if pi is None:
-            pi = self.o.payment_intent(invoice, pm and pm["id"])
-            private["payment_intent"] = pi["id"]
-            invoice["payments"]["data"].append(self.o.invoice_payment(invoice, pi))
-        pi["payment_method"] = pm and pm["id"]
+        pi = self.invoice_payment_intent(invoice, pm)
         if pm is not None and pm["type"] == "sepa_debit":
             return self.start_debit(invoice, pi, pm)
         result = self.charge_outcome(pm, off_session=off_session, authenticated=authenticated)

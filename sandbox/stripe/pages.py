@@ -251,7 +251,15 @@ def invoice_pdf(invoice: dict) -> bytes:
 
 def portal(billing: Billing, session: dict, *, error: str = "", notice: str = "") -> str:
     customer = billing.s.get(session["customer"], "customer")
-    pm = billing.s.find(customer["invoice_settings"].get("default_payment_method"))
+    # The customer's default card, or else the newest one attached to them (Checkout attaches
+    # the card it was paid with without making it the customer's default).
+    cards = [
+        pm
+        for pm in billing.s.all("payment_method")
+        if pm["customer"] == customer["id"] and pm["type"] == "card"
+    ]
+    default = customer["invoice_settings"].get("default_payment_method")
+    pm = next((pm for pm in cards if pm["id"] == default), cards[0] if cards else None)
     card = (
         f"{pm['card']['brand'].title()} ending in {pm['card']['last4']}, expires "
         f"{pm['card']['exp_month']:02d}/{pm['card']['exp_year']}"

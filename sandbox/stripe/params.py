@@ -28,6 +28,8 @@ ROUTE_PARAMS = {
     ("POST", "/v1/customers/{id}"): "CustomerUpdateParams",
     ("POST", "/v1/customers/{id}/tax_ids"): "CustomerTaxIdCreateParams",
     ("GET", "/v1/customers/{id}/tax_ids"): "CustomerTaxIdListParams",
+    ("GET", "/v1/customers/{id}/payment_methods"): "CustomerPaymentMethodListParams",
+    ("GET", "/v1/customers/{id}/payment_methods/{pm}"): "CustomerPaymentMethodRetrieveParams",
     ("GET", "/v1/customers/{id}/tax_ids/{tax_id}"): "CustomerTaxIdRetrieveParams",
     ("DELETE", "/v1/customers/{id}/tax_ids/{tax_id}"): "CustomerTaxIdDeleteParams",
     ("POST", "/v1/products"): "ProductCreateParams",
@@ -46,6 +48,7 @@ ROUTE_PARAMS = {
     ("GET", "/v1/checkout/sessions/{id}"): "checkout.SessionRetrieveParams",
     ("POST", "/v1/checkout/sessions/{id}/expire"): "checkout.SessionExpireParams",
     ("GET", "/v1/subscriptions"): "SubscriptionListParams",
+    ("POST", "/v1/subscriptions"): "SubscriptionCreateParams",
     ("GET", "/v1/subscriptions/{id}"): "SubscriptionRetrieveParams",
     ("POST", "/v1/subscriptions/{id}"): "SubscriptionUpdateParams",
     ("DELETE", "/v1/subscriptions/{id}"): "SubscriptionCancelParams",
@@ -72,6 +75,7 @@ ROUTE_PARAMS = {
     ("GET", "/v1/events/{id}"): "EventRetrieveParams",
     ("GET", "/v1/payment_intents/{id}"): "PaymentIntentRetrieveParams",
     ("GET", "/v1/charges/{id}"): "ChargeRetrieveParams",
+    ("GET", "/v1/payment_methods"): "PaymentMethodListParams",
     ("GET", "/v1/payment_methods/{id}"): "PaymentMethodRetrieveParams",
 }
 

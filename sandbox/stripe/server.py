@@ -178,10 +178,12 @@ class StripeSandbox:
         count: int = 1,
         method: str | None = None,
         delay: float = 0.0,
+        lose_answer: bool = False,
     ) -> None:
         """The next `count` requests to `path` (exact, or a prefix ending in "*") answer
-        `status` (500, 503 or 429; 0: none), after `delay` seconds."""
-        self.faults.inject(path, status, count, method, delay)
+        `status` (500, 503 or 429; 0: none), after `delay` seconds; `lose_answer` (status 0):
+        they run, and the connection closes without an answer."""
+        self.faults.inject(path, status, count, method, delay, lose_answer)
 
     def reset(self) -> None:
         self.faults.clear()
@@ -309,7 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
                         f"'{key}' if you meant to execute a different request.",
                         type="idempotency_error",
                     )
-                self._json(seen[1], seen[2], Request_Id=request_id, Idempotent_Replayed="true")
+                if not self._answer_lost(fault):
+                    self._json(seen[1], seen[2], Request_Id=request_id, Idempotent_Replayed="true")
                 return
         store.request.id, store.request.idempotency_key = request_id, key
         status, body = 500, {"error": dict(BODIES[500])}
@@ -328,7 +331,15 @@ class _Handler(BaseHTTPRequestHandler):
                     # key, as on Stripe; nor are server errors.
                     if status < 500 and status != 400:
                         store.idempotency[key] = (fingerprint, status, body)
-        self._json(status, body, Request_Id=request_id)
+        if not self._answer_lost(fault):
+            self._json(status, body, Request_Id=request_id)
+
+    def _answer_lost(self, fault: Any) -> bool:
+        """The request ran, but its answer never reaches the client: the connection closes."""
+        if fault is None or not fault.lose_answer:
+            return False
+        self.close_connection = True
+        return True
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -472,6 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
                     int(params.get("count", 1)),
                     params.get("method") or None,
                     float(params.get("delay", 0)),
+                    str(params.get("lose_answer", "false")).lower() == "true",
                 )
             except ValueError as error:
                 raise StripeError(str(error), param="status") from None

@@ -134,14 +134,19 @@ class SubscriptionUpdates:
             or sub["default_payment_method"]
             or customer["invoice_settings"]["default_payment_method"]
         )
-        result = self.charge_outcome(pm)
+        self.refuse_unpayable(pm, "updated")
+
+    def refuse_unpayable(self, pm: dict | None, done: str, *, off_session: bool = True) -> None:
+        """402 for a charge on `pm` that would be declined or need authentication (the
+        subscription was not `done`: created, updated)."""
+        result = self.charge_outcome(pm, off_session=off_session)
         if result == FAILED:
             raise card_error(DECLINE[0], DECLINE[1], "generic_decline")
         if result == NEEDS_ACTION:
             raise card_error(
                 "invoice_payment_intent_requires_action",
                 "This payment requires additional user action before it can be completed "
-                "successfully. The subscription was not updated.",
+                f"successfully. The subscription was not {done}.",
             )
 
     def apply_item_changes(self, sub: dict, changes: list[tuple[dict, dict, int]]) -> None:

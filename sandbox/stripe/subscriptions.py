@@ -24,9 +24,9 @@ class Subscriptions:
     def new_subscription(
         self,
         customer: dict,
-        session: dict,
+        session: dict | None,
         private: dict,
-        pm: dict,
+        pm: dict | None,
         period: tuple[int, int],
         status: str = "active",
     ) -> dict:
@@ -78,7 +78,7 @@ class Subscriptions:
             "customer": customer["id"],
             "customer_account": None,
             "days_until_due": None,
-            "default_payment_method": pm["id"],
+            "default_payment_method": pm["id"] if pm else None,
             "default_source": None,
             "default_tax_rates": [],
             "description": None,
@@ -111,6 +111,32 @@ class Subscriptions:
         }
         self.s.priv(sub_id).update(cycle=0, pending=[])
         return self.s.add(sub)
+
+    def start_subscription(
+        self, customer: dict, private: dict, pm: dict | None, status: str
+    ) -> tuple[dict, dict]:
+        """A new subscription for `private["items"]` (recurring prices become its items, one-time
+        ones go on the first invoice only) and its first invoice, finalized: what Checkout and
+        `POST /v1/subscriptions` both make. Collecting the invoice is the caller's."""
+        now = self.s.now()
+        end = add_months(now, 1)
+        sub = self.new_subscription(customer, None, private, pm, (now, end), status)
+        specs = []
+        for entry in private["items"]:
+            price = self.s.get(entry["price"])
+            if price["recurring"]:
+                item = next(i for i in sub["items"]["data"] if i["price"]["id"] == price["id"])
+                specs.append(
+                    self.spec(
+                        price, entry["quantity"], entry["tax_rates"], (now, end), item=item["id"]
+                    )
+                )
+            else:
+                specs.append(self.spec(price, entry["quantity"], entry["tax_rates"], (now, now)))
+        self.s.emit("customer.subscription.created", sub)
+        invoice = self.new_invoice(customer, sub, specs, "subscription_create", (now, now))
+        sub["latest_invoice"] = invoice["id"]
+        return sub, invoice
 
     @staticmethod
     def plan(price: dict) -> dict:
