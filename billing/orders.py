@@ -37,6 +37,11 @@ class OrderError(Exception):
         self.field = field
 
 
+# The plan's noisy-neighbour limits, which the server keeps as they are (InstanceSpec's names).
+LIMITS = ("net_rate_mbit", "disk_iops_rd", "disk_iops_wr", "disk_mbps_rd", "disk_mbps_wr")
+LIMITS += ("cpu_units",)
+
+
 def spec_of(plan: Plan) -> InstanceSpec:
     """What a server of the plan is, built to take the sizes it may be upgraded to live."""
     return InstanceSpec(
@@ -49,6 +54,7 @@ def spec_of(plan: Plan) -> InstanceSpec:
         storage_class=plan.storage_class,
         traffic_tb=plan.traffic_tb,
         max_vcpus=catalog.layout_vcpus(plan),
+        **{name: getattr(plan, name) for name in LIMITS},
         snapshots_max=plan.snapshots_max,
         backups_kept=plan.backups_kept,
     )

@@ -1,3 +1,3 @@
 """The instances admin: infrastructure, and the servers support works on."""
 
-from instances.admin import infrastructure, servers  # noqa: F401 - they register their admins
+from instances.admin import firewall, infrastructure, servers  # noqa: F401 - they register their admins

@@ -17,6 +17,8 @@ from instances import placement
 from instances.models import Instance, OSTemplate
 from instances.notifications import send_server_ready
 from instances.operations.base import Context, Kind, Step, StepFailed, TryAgain, Wait
+from instances.operations.firewall import apply as firewall_apply
+from instances.operations.limits import limit_options
 from instances.operations.reverse_dns import defaults_set as reverse_dns_defaults
 
 Status = Instance.Status
@@ -176,6 +178,8 @@ def configure(ctx: Context) -> Wait | None:
         "tags": ["portal", instance.family.replace("_", "-"), f"customer-{instance.owner_id}"],
         "description": MARKER.format(id=instance.pk),
         "onboot": True,
+        # The plan's limits, and the NIC on the firewall (PVE filters nothing without it).
+        **limit_options(instance, ctx.pve.vm_config(ctx.node, ctx.vmid), nic_firewall=True),
     }
     if instance.ipv6:
         options["ipconfig0"] += f",ip6={instance.ipv6}"
@@ -262,6 +266,7 @@ BUILD = Kind(
         Step("clone", "Copying the OS image", clone),
         Step("wait_clone", "Copying the OS image", wait_clone),
         Step("configure", "Configuring", configure),
+        Step("firewall", "Configuring", firewall_apply),
         Step("resize", "Growing the disk", grow_disk),
         Step("start", "Starting", start),
         Step("wait_running", "Booting", wait_running),

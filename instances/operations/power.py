@@ -7,6 +7,7 @@ from django.conf import settings
 from instances.models import Instance
 from instances.operations.base import Context, Kind, Step, Wait
 from instances.operations.build import start, wait_running
+from instances.operations.firewall import nic_at_boot
 from instances.operations.pending import note_pending
 
 Status = Instance.Status
@@ -122,6 +123,7 @@ START = Kind(
     name="start",
     noun="a start",
     steps=(
+        Step("nic", "Starting", nic_at_boot),
         Step("start", "Starting", start),
         Step("wait_running", "Booting", wait_running),
         Step("pending", "Booting", note_pending),
@@ -162,7 +164,11 @@ STOP = Kind(
 REBOOT = Kind(
     name="reboot",
     noun="a reboot",
-    steps=(Step("reboot", "Rebooting", reboot), Step("pending", "Rebooting", note_pending)),
+    steps=(
+        Step("nic", "Rebooting", nic_at_boot),
+        Step("reboot", "Rebooting", reboot),
+        Step("pending", "Rebooting", note_pending),
+    ),
     allowed_from=RUNNING,
     requested="Reboot requested.",
     done="Server rebooted.",

@@ -51,6 +51,7 @@ def pve_cluster(db, fakepve, fakepve_cafile, settings, tmp_path) -> Cluster:
     """
     settings.VAR_DIR = tmp_path / "var"
     fakepve.apitokens[PVE_TOKEN_ID] = PVE_TOKEN_SECRET
+    fakepve.firewall_config("cluster")["options"]["enable"] = 1  # the datacenter firewall
     fakepve.add_vm(
         TEMPLATE_VMID,
         "debian-12-cloud",

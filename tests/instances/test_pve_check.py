@@ -25,8 +25,15 @@ def test_it_passes_against_a_cluster_that_matches_its_rows(pve_cluster, fakepve)
     assert "pve1: online, 4 CPUs, 8.0 GiB RAM" in report
     assert "pve1/local-lvm: lvmthin, active, content images,rootdir" in report
     assert "Debian 12 (VMID 9000): template 'debian-12-cloud' on pve1" in report
+    assert "the datacenter firewall is on" in report
     assert "Cluster fake: all checks passed." in report
     assert {method for method, _path, _body in fakepve.requests} == {"GET"}  # read-only
+
+
+def test_it_fails_when_the_datacenter_firewall_is_off(pve_cluster, fakepve):
+    fakepve.firewall_config("cluster")["options"]["enable"] = 0
+    with pytest.raises(CommandError, match=r"the datacenter firewall is off, so no server's"):
+        pve_check()
 
 
 def test_it_fails_naming_a_template_that_does_not_exist(pve_cluster):

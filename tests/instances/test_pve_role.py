@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from instances import services
+from instances import firewall, firewall_check, services
 from instances.models import Cluster, Instance, InstanceOperation, Node, OSImage
 from instances.proxmox import PRIVILEGES
 from tests.instances.operations import CUSTOMER, SPEC, running_server
@@ -47,6 +47,9 @@ def test_exactly_the_documented_role_builds_and_runs_every_action(world, demo_lo
     world.guest(server.vmid).agent = None
     run(services.instance_password_reset, allow_reboot=True)
     run(services.instance_rename, hostname="web-2")
+    rules = [{"direction": "in", "action": "ACCEPT", "protocol": "tcp", "port": "22"}]
+    run(firewall.firewall_update, enabled=True, policy_in="DROP", policy_out="ACCEPT", rules=rules)
+    run(firewall.firewall_preset, preset="web")
     bigger = dataclasses.replace(SPEC, vcpus=4, memory_mib=8192, disk_gib=80, storage_class="bulk")
     run(services.instance_resize, spec=bigger, label="Upgraded.")  # hotplug, move_disk, resize
     run(services.instance_migrate, target=Node.objects.exclude(pk=server.node_id).first())
@@ -60,6 +63,7 @@ def test_exactly_the_documented_role_builds_and_runs_every_action(world, demo_lo
     from instances import sync
 
     assert sync.cluster_sync(server.cluster).seen == 1
+    assert firewall_check.cluster_check(server.cluster).repaired == []
     assert Instance.objects.get(pk=server.pk).status == Instance.Status.RUNNING
 
 
@@ -97,6 +101,23 @@ def test_without_vm_migrate_a_move_fails_with_pves_refusal(world, demo_location,
     assert "Permission check failed (/vms/" in done.error and "VM.Migrate" in done.error
     server.refresh_from_db()
     assert world.vm(server.vmid).node == server.node.name
+
+
+def test_without_vm_config_network_a_firewall_change_fails_and_nothing_changes(
+    world, demo_location, alice
+):
+    use_token_with(world, PRIVILEGES)
+    server = running_server(alice, demo_location)
+    use_token_with(world, [priv for priv in PRIVILEGES if priv != "VM.Config.Network"])
+    operation = firewall.firewall_preset(
+        instance=server, preset="ssh", actor=CUSTOMER, actor_user=alice
+    )
+    done = drive(operation.pk)
+    assert done.state == InstanceOperation.State.FAILED
+    assert "Permission check failed (/vms/" in done.error and "VM.Config.Network" in done.error
+    assert "your previous firewall settings are in force again" in done.error_message
+    assert world.firewall_config("vm", vmid=server.vmid)["rules"] == []
+    assert not server.firewall.rules.exists()
 
 
 def test_pve_check_names_the_privileges_the_token_lacks(world):

@@ -20,6 +20,7 @@ PAGES = [
     ("instances:graphs", True, {}),
     ("instances:reinstall", True, {}),
     ("instances:password", True, {}),
+    ("instances:firewall", True, {}),
     ("billing:overview", False, {}),
     ("accounts:overview", False, {}),
     ("accounts:ssh_keys", False, {}),

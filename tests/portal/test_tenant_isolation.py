@@ -30,6 +30,9 @@ class Row:
     data: dict | None = None
 
 
+# The firewall page's POST: switched on, no rules (the formset's management form).
+FIREWALL_FORM = {"enabled": "on", "policy_in": "DROP", "policy_out": "ACCEPT"}
+FIREWALL_FORM |= {"rules-TOTAL_FORMS": "0", "rules-INITIAL_FORMS": "0"}
 TABLE = {
     "accounts:overview": Row(None),
     "accounts:profile": Row(None),
@@ -44,6 +47,9 @@ TABLE = {
     "instances:password": Row("instance_id", "POST", {"allow_reboot": "on"}),
     "instances:password_reveal": Row("instance_id", "POST"),
     "instances:reboot_plan": Row("instance_id", "POST", {"at": "2030-01-01T03:00"}),
+    "instances:firewall": Row("instance_id", "POST", FIREWALL_FORM),
+    "instances:firewall_preset": Row("instance_id", "POST", {"preset": "ssh"}),
+    "instances:reverse_dns": Row("instance_id", "POST", {"address": "1.2.3.4", "ptr": "x.example"}),
     "instances:console": Row("instance_id"),
     "instances:console_session": Row("instance_id", "POST", {"kind": "terminal"}),
     "instances:snapshot_take": Row("instance_id", "POST", {"label": "taken-over"}),
@@ -51,7 +57,6 @@ TABLE = {
     "instances:snapshot_delete": Row("instance_id", "POST", {"snapshot": 1}),
     "instances:backup_now": Row("instance_id", "POST"),
     "instances:backup_restore": Row("instance_id", "POST", {"backup": 1}),
-    "instances:reverse_dns": Row("instance_id", "POST", {"address": "1.2.3.4", "ptr": "x.example"}),
     "api:tokens": Row(None),
     "api:token_revoke": Row("token_id", "POST"),
     "billing:overview": Row(None),

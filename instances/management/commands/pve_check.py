@@ -61,6 +61,7 @@ class Command(BaseCommand):
         storages = self._check_storages(client, row, online)
         self._check_templates(client, row, storages)
         self._check_backup_storage(row, storages)
+        self._check_firewall(client)
 
     # --- report lines ----------------------------------------------------------------------------
 
@@ -92,6 +93,23 @@ class Command(BaseCommand):
             self._problem(f"the token {row.token_id} lacks on /: {', '.join(missing)}")
         else:
             self._ok(f"{row.token_id} holds the {len(PRIVILEGES)} privileges the portal uses")
+
+    def _check_firewall(self, client: PveClient) -> None:
+        """Without the datacenter firewall no VM firewall filters: not the customers' rules, not
+        the anti-spoofing every server gets."""
+        self._heading("Firewall")
+        try:
+            enabled = client.datacenter_firewall_enabled()
+        except ProxmoxError as exc:
+            self._problem(f"reading the datacenter firewall's options failed: {exc}")
+            return
+        if enabled:
+            self._ok("the datacenter firewall is on (servers' firewalls and anti-spoofing filter)")
+        else:
+            self._problem(
+                "the datacenter firewall is off, so no server's firewall or anti-spoofing filters "
+                "anything (Datacenter → Firewall → Options → Firewall: Yes)"
+            )
 
     def _check_backup_storage(
         self, row: Cluster, storages: dict[str, dict[str, dict[str, Any]]]
