@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -236,7 +237,7 @@ def _tax_ids_sync(customer_id: str, vat_id: str) -> None:
                 raise
 
 
-def _open_session(order: Order) -> dict | None:
+def open_session(order: Order) -> dict | None:
     """The order's Checkout session while a customer can still pay on it."""
     if not order.stripe_checkout_session_id:
         return None
@@ -253,27 +254,31 @@ def checkout_complete(order: Order) -> bool:
     return session.get("status") == "complete"
 
 
-def checkout_url(order: Order) -> str:
-    """A Stripe Checkout page for the order: the open session again, or a new one."""
+def payable_or_refuse(order: Order) -> None:
+    """OrderError unless the order can be paid now at the price it was placed at."""
     if not order.is_payable:
         raise OrderError("This order is not awaiting payment.")
-    if session := _open_session(order):
-        return session["url"]
-    plan = order.plan
-    if order.stripe_price_id != plan.stripe_price_id:
+    if order.stripe_price_id != order.plan.stripe_price_id:
         raise OrderError(
-            f"The price of {plan.name} changed since this order was placed; nothing was "
+            f"The price of {order.plan.name} changed since this order was placed; nothing was "
             "charged. Please cancel it and order again to see the new price."
         )
+
+
+def order_items(order: Order) -> tuple[list[dict], list[dict]]:
+    """What the first payment is for, as Stripe line items with the order's VAT rate: the
+    plan's monthly price, and the setup fee once. Checkout and the saved card both send these
+    (Checkout as its line_items, a subscription as its items and add_invoice_items)."""
     rate_id = catalog.tax_rate_id(order.vat_situation)
     tax_rates = [rate_id] if rate_id else []
-    line_items = [{"price": order.stripe_price_id, "quantity": 1, "tax_rates": tax_rates}]
+    monthly = [{"price": order.stripe_price_id, "quantity": 1, "tax_rates": tax_rates}]
+    once = []
     if order.setup_net_cents:
-        line_items.append(
+        once.append(
             {
                 "price_data": {
                     "currency": order.currency.lower(),
-                    "product": plan.stripe_product_id,
+                    "product": order.plan.stripe_product_id,
                     "unit_amount": order.setup_net_cents,
                     "tax_behavior": "exclusive",
                 },
@@ -281,8 +286,56 @@ def checkout_url(order: Order) -> str:
                 "tax_rates": tax_rates,
             }
         )
+    return monthly, once
+
+
+def order_metadata(order: Order) -> dict:
+    """On the subscription: what billing/mirror.py finds the order by when it is paid."""
+    return {"order_id": str(order.pk), "user_id": str(order.owner_id)}
+
+
+# BillingEvent.field of a payment with the saved card (billing/saved_card.py).
+SAVED_CARD_EVENT = "saved_card"
+# The customer's saved card as pages last read it (by user id); forgotten when an order is paid,
+# since a first payment on Checkout is what saves a card.
+SAVED_CARD_CACHE_KEY = "billing:saved-card:{}"
+# A subscription in these states will not be paid any more.
+ENDED_SUBSCRIPTION = {"canceled", "incomplete_expired"}
+
+
+def order_subscription(order: Order, customer_id: str) -> dict | None:
+    """The subscription Stripe has for the order (made by Checkout or the saved card), unless
+    it ended; None if there is none."""
+    for subscription in stripe_client.list_all("subscriptions", customer=customer_id, status="all"):
+        metadata = subscription.get("metadata") or {}
+        if metadata.get("order_id") == str(order.pk) and (
+            subscription.get("status") not in ENDED_SUBSCRIPTION
+        ):
+            return subscription
+    return None
+
+
+def _paid_with_saved_card(order: Order) -> bool:
+    """Whether the saved card paid the order although the order does not know yet (its
+    webhook is on the way, or the answer to the payment was lost): then a Checkout page would
+    be a second subscription, and cancelling would leave a paid subscription without a server.
+    Asks Stripe only for an order someone tried to pay with the saved card."""
+    if not order.billing_events.filter(field=SAVED_CARD_EVENT).exists():
+        return False
+    account = BillingAccount.objects.filter(user=order.owner_id).first()
+    return bool(account and order_subscription(order, account.stripe_customer_id))
+
+
+def checkout_url(order: Order) -> str:
+    """A Stripe Checkout page for the order: the open session again, or a new one."""
+    payable_or_refuse(order)
+    if session := open_session(order):
+        return session["url"]
+    if _paid_with_saved_card(order):
+        raise OrderError("This order was paid with your saved card; your server is on its way.")
+    monthly, once = order_items(order)
     order_url = settings.SITE_URL + reverse("billing:order", args=[order.pk])
-    metadata = {"order_id": str(order.pk), "user_id": str(order.owner_id)}
+    metadata = order_metadata(order)
     session = stripe_client.checkout_session_create(
         params={
             "mode": "subscription",
@@ -290,7 +343,7 @@ def checkout_url(order: Order) -> str:
             "client_reference_id": str(order.pk),
             "metadata": metadata,
             "subscription_data": {"metadata": metadata},
-            "line_items": line_items,
+            "line_items": monthly + once,
             "success_url": order_url + "?paid=1",
             "cancel_url": order_url,
         },
@@ -304,7 +357,9 @@ def order_cancel(order: Order) -> None:
     """Cancel an unpaid order; its open Checkout page is closed first, so it cannot be paid."""
     if not order.is_payable:
         raise OrderError("Only an order awaiting payment can be cancelled.")
-    if session := _open_session(order):
+    if _paid_with_saved_card(order):
+        raise OrderError("This order was paid with your saved card; your server is on its way.")
+    if session := open_session(order):
         stripe_client.checkout_session_expire(session["id"])
     try:
         order_transition(
@@ -367,6 +422,9 @@ def order_mark_paid(
             stripe_subscription_id=subscription_id,
             instance=instance,
         )
+    # Stripe attached the card before it told us of the payment: a page reading it from now on
+    # finds it, so only what was read before has to go.
+    cache.delete(SAVED_CARD_CACHE_KEY.format(order.owner_id))
     logger.info("order %s paid (%s): server %s", order.pk, subscription_id, order.instance_id)
     return order
 

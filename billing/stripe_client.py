@@ -21,12 +21,17 @@ API_VERSION = "2026-10-28.endive"
 
 
 class StripeError(Exception):
-    """Stripe refused or could not be reached; `message` is safe to show a customer."""
+    """Stripe refused or could not be reached; `message` is safe to show a customer.
+    `card`: the card was refused (402; `code` says why: `card_declined`,
+    `invoice_payment_intent_requires_action` ...), a definite answer, unlike `transient`."""
 
-    def __init__(self, message: str, *, code: str = "", transient: bool = False):
+    def __init__(
+        self, message: str, *, code: str = "", transient: bool = False, card: bool = False
+    ):
         super().__init__(message)
         self.code = code
         self.transient = transient
+        self.card = card
 
 
 class SignatureError(StripeError):
@@ -53,7 +58,11 @@ def _call(what: str, fn, *args, **kwargs) -> dict:
     try:
         return _plain(fn(*args, **kwargs))
     except stripe.CardError as error:
-        raise StripeError(error.user_message or "The card was declined.", code="card") from error
+        raise StripeError(
+            error.user_message or "The card was declined.",
+            code=error.code or "card_declined",
+            card=True,
+        ) from error
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("stripe %s: unreachable or busy: %s", what, error)
         raise StripeError(
@@ -61,13 +70,26 @@ def _call(what: str, fn, *args, **kwargs) -> dict:
             transient=True,
         ) from error
     except stripe.StripeError as error:
-        status = getattr(error, "http_status", None) or 0
-        logger.warning("stripe %s failed (%s): %s", what, status, error.user_message or error)
-        raise StripeError(
-            "The payment service refused the request; support has been told.",
-            code=getattr(error, "code", "") or "",
-            transient=status >= 500,
-        ) from error
+        raise _refused(what, error) from error
+
+
+def _refused(what: str, error: stripe.StripeError) -> StripeError:
+    status = getattr(error, "http_status", None) or 0
+    if status == 409:
+        # The same idempotency key is still running at Stripe (a request sent twice at once),
+        # still so after the client's retries: its answer comes with the next try.
+        logger.info("stripe %s: the same request is still running", what)
+        return StripeError(
+            "The payment service is still working on this request; please try again in a minute.",
+            code="idempotency_in_flight",
+            transient=True,
+        )
+    logger.warning("stripe %s failed (%s): %s", what, status, error.user_message or error)
+    return StripeError(
+        "The payment service refused the request; support has been told.",
+        code=getattr(error, "code", "") or "",
+        transient=status >= 500,
+    )
 
 
 def _options(idempotency_key: str | None) -> dict:
@@ -155,6 +177,22 @@ def customer_update(customer_id: str, *, params: dict) -> dict:
     return _call("customer update", _client().v1.customers.update, customer_id, params=params)
 
 
+def customer_retrieve(customer_id: str, *, expand: list[str] | None = None) -> dict:
+    params = {"expand": expand} if expand else None
+    return _call("customer retrieve", _client().v1.customers.retrieve, customer_id, params=params)
+
+
+def customer_cards(customer_id: str) -> list[dict]:
+    """The cards attached to the customer, newest first (the first hundred: plenty)."""
+    page = _call(
+        "payment methods list",
+        _client().v1.customers.payment_methods.list,
+        customer_id,
+        params={"type": "card", "limit": 100},
+    )
+    return page.get("data") or []
+
+
 def customer_tax_ids_list(customer_id: str) -> list[dict]:
     """The customer's tax IDs (Stripe keeps at most 25, so one page holds them all)."""
     page = _call(
@@ -207,6 +245,16 @@ def billing_portal_session_create(*, customer_id: str, return_url: str) -> dict:
 
 def subscription_retrieve(subscription_id: str) -> dict:
     return _call("subscription retrieve", _client().v1.subscriptions.retrieve, subscription_id)
+
+
+def subscription_create(*, params: dict, idempotency_key: str) -> dict:
+    """A subscription charged at once (a card error raises StripeError with `card`)."""
+    return _call(
+        "subscription create",
+        _client().v1.subscriptions.create,
+        params=params,
+        options=_options(idempotency_key),
+    )
 
 
 def subscription_update(subscription_id: str, *, params: dict, idempotency_key: str) -> dict:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("order/summary/", views.order_summary, name="order_summary"),
     path("orders/<int:order_id>/", views.order_detail, name="order"),
     path("orders/<int:order_id>/pay/", views.order_pay, name="order_pay"),
+    path("orders/<int:order_id>/pay-saved/", views.order_pay_saved, name="order_pay_saved"),
     path("orders/<int:order_id>/cancel/", views.order_cancel, name="order_cancel"),
     path("orders/<int:order_id>/password/", views.order_password, name="order_password"),
     path("payment-details/", views.customer_portal, name="customer_portal"),

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.services import profile_is_complete
-from billing import dunning, orders, selectors, stripe_client, upgrades
+from billing import dunning, orders, saved_card, selectors, stripe_client, upgrades
 from billing.events import EventRefused, event_store
 from billing.forms import OrderForm
 from billing.models import Order, Plan, Upgrade
@@ -67,6 +67,8 @@ def order_new(request):
         except orders.OrderError as error:
             form.add_error(error.field if error.field in form.fields else None, str(error))
         else:
+            if _saved_card(request, order):  # the order page offers it next to Checkout
+                return redirect("billing:order", order.pk)
             return _to_checkout(request, order)
     plan = _chosen_plan(form)
     if not form.is_bound and plan and not form.initial.get("location"):
@@ -140,22 +142,48 @@ def order_detail(request, order_id: int):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = reverse("instances:detail", args=[order.instance_id])
         return response
+    just_paid = request.GET.get("paid") == "1" and _paid_on_stripe(order)
     return render(
         request,
         "billing/order_detail.html",
-        {"order": order, "just_paid": request.GET.get("paid") == "1" and _paid_on_stripe(order)},
+        {"order": order, "just_paid": just_paid, "saved_card": _saved_card(request, order)},
     )
 
 
 def _paid_on_stripe(order: Order) -> bool:
-    """Back from Checkout: the order page waits for the webhook only if Stripe says it is paid
-    (a hand-typed ?paid=1 does not hide the Pay button)."""
-    if not order.is_payable:
+    """Back from Checkout or paid with the saved card: the order page waits for the webhook
+    only if Stripe says it is paid (a hand-typed ?paid=1 does not hide the Pay button)."""
+    if not order.is_payable or saved_card.charged(order):
         return True
     try:
         return orders.checkout_complete(order)
     except stripe_client.StripeError:
         return True  # cannot tell now; the page keeps looking
+
+
+def _saved_card(request, order: Order) -> saved_card.SavedCard | None:
+    """The card the second Pay button offers (read from Stripe at most once a minute, and
+    never for a customer without a Stripe customer yet)."""
+    if not order.is_payable or request.GET.get("paid") == "1":
+        return None
+    try:
+        return saved_card.saved_card(request.user, cached=True)
+    except stripe_client.StripeError:
+        return None  # Checkout still pays it
+
+
+@login_required
+@require_POST
+def order_pay_saved(request, order_id: int):
+    order = orders.order_of(request.user, order_id)
+    try:
+        saved_card.order_pay_with_saved_card(
+            order, payment_method_id=request.POST.get("payment_method") or None
+        )
+    except (orders.OrderError, stripe_client.StripeError) as error:
+        messages.error(request, str(error))
+        return redirect("billing:order", order.pk)
+    return redirect(reverse("billing:order", args=[order.pk]) + "?paid=1")
 
 
 @login_required

@@ -65,6 +65,7 @@ TABLE = {
     "billing:customer_portal": Row(None, "POST"),
     "billing:order": Row("order_id"),
     "billing:order_pay": Row("order_id", "POST"),
+    "billing:order_pay_saved": Row("order_id", "POST"),
     "billing:order_cancel": Row("order_id", "POST"),
     "billing:order_password": Row("order_id", "POST"),
     "billing:upgrade": Row("instance_id"),
