@@ -290,7 +290,7 @@ class ServerCreateIn(Schema):
     payment: Literal["checkout", "saved_card"] = Field(
         "checkout",
         description="checkout: pay on the returned Stripe Checkout page; saved_card: charge the "
-        "card you paid with before, at once.",
+        "card Stripe keeps for you (the one you paid with before), at once.",
     )
 
 
@@ -314,13 +314,24 @@ class OrderCreated(Schema):
     order: Order
     checkout_url: str | None = Field(description="Where to pay (payment=checkout).")
     payment_error: str | None = Field(
-        description="Why paying could not start; the order stays payable: "
-        "POST /orders/{id}/checkout."
+        description="Why paying did not start or was refused (a declined saved card ...); the "
+        "order stays payable: POST /orders/{id}/checkout or /orders/{id}/pay-with-saved-card."
     )
 
 
 class Checkout(Schema):
     checkout_url: str
+
+
+class Card(Schema):
+    label: str = Field(examples=["Visa •••• 4242"])
+    brand: str = Field(examples=["visa"])
+    last4: str = Field(examples=["4242"])
+    expiry: str = Field(examples=["12/34"], description="MM/YY; good until the month's end.")
+
+
+class SavedCard(Schema):
+    card: Card | None = Field(description="None: no saved card; pay on Checkout.")
 
 
 class UpgradeOption(Schema):

@@ -7,7 +7,7 @@ from ninja import Query, Router
 from api import auth, presenters, schemas
 from api.errors import APIError, refused
 from api.paging import Paging, page_of, paginate
-from billing import orders, stripe_client
+from billing import orders, saved_card, stripe_client
 
 router = Router(tags=["orders"])
 
@@ -38,6 +38,45 @@ def order_checkout(request, order_id: int):
         raise refused(str(error)) from None
     except stripe_client.StripeError as error:
         raise APIError(503, "stripe_unavailable", str(error)) from None
+
+
+@router.get("/saved-card", response={200: schemas.SavedCard, 503: schemas.Error}, auth=auth.read)
+def saved_card_get(request):
+    """The card `payment=saved_card` would charge (Stripe's invoice default card, else the
+    newest unexpired one attached to you), or `card: null` before your first card payment."""
+    try:
+        card = saved_card.saved_card(request.user, cached=True)
+    except stripe_client.StripeError as error:
+        raise APIError(503, "stripe_unavailable", str(error)) from None
+    if card is None:
+        return {"card": None}
+    return {
+        "card": {
+            "label": card.label,
+            "brand": card.brand,
+            "last4": card.last4,
+            "expiry": card.expiry,
+        }
+    }
+
+
+@router.post(
+    "/orders/{order_id}/pay-with-saved-card",
+    response={200: schemas.Order, 404: schemas.Error, 422: schemas.Error, 503: schemas.Error},
+    auth=auth.write,
+)
+def order_pay_saved_card(request, order_id: int):
+    """Charge the order to the card Stripe keeps for you, at once (as the order page's "Pay with
+    Visa •••• 4242"). A declined card, or one the bank wants to confirm, is a 422 and leaves the
+    order payable (on Checkout too); trying again after an answer that never came charges once."""
+    order = orders.order_of(request.user, order_id)
+    try:
+        saved_card.order_pay_with_saved_card(order)
+    except orders.OrderError as error:
+        raise refused(str(error)) from None
+    except stripe_client.StripeError as error:
+        raise APIError(503, "stripe_unavailable", str(error)) from None
+    return presenters.order(orders.order_of(request.user, order_id))
 
 
 @router.post(

@@ -14,7 +14,7 @@ from ninja import Query, Router, Status
 from api import auth, presenters, schemas
 from api.errors import APIError, conflict, refused
 from api.paging import Paging, page_of, paginate
-from billing import orders, stripe_client, upgrades
+from billing import orders, saved_card, stripe_client, upgrades
 from billing.models import Plan
 from instances import selectors, services, usage
 from instances.models import InstanceEvent, InstanceOperation, OSImage
@@ -69,8 +69,10 @@ def server_get(request, server_id: int):
 def server_create(request, payload: schemas.ServerCreateIn):
     """Places an order (the same checks and prices as the order page). With
     `payment=checkout` the answer carries the Stripe Checkout page to pay on; with
-    `payment=saved_card` the card you paid with before is charged at once. The server is built
-    once the payment is in: poll `GET /orders/{id}` until `server_id` is set."""
+    `payment=saved_card` the card Stripe keeps for you (the one you paid with before) is charged
+    at once: `order.status` is then `paid`, or `payment_error` says why not (declined, the bank
+    wants to confirm it: pay on Checkout instead). The server is built once the payment is in:
+    poll `GET /orders/{id}` until `server_id` is set."""
     plan = Plan.objects.on_sale().filter(slug=payload.plan).first()
     location = selectors.orderable_locations().filter(code=payload.location).first()
     image = OSImage.objects.filter(slug=payload.image, active=True).first()
@@ -90,10 +92,14 @@ def server_create(request, payload: schemas.ServerCreateIn):
         raise refused(str(error), field=field) from None
     checkout_url, payment_error = None, None
     try:
-        checkout_url = orders.checkout_url(order)
+        if payload.payment == "saved_card":
+            saved_card.order_pay_with_saved_card(order)
+        else:
+            checkout_url = orders.checkout_url(order)
     except (orders.OrderError, stripe_client.StripeError) as error:
-        # The order stands (payable later with POST /orders/{id}/checkout); a retry of this
-        # request must not place a second one, so this is not an error status.
+        # The order stands (payable later with POST /orders/{id}/checkout or
+        # /pay-with-saved-card); a retry of this request must not place a second one, so this
+        # is not an error status.
         payment_error = str(error)
     order.refresh_from_db()
     return Status(
