@@ -12,6 +12,8 @@ from django.http import Http404, HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
+from billing.stripe_client import StripeError
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,6 +48,12 @@ def install(api: NinjaAPI) -> None:
     def api_error(request, error: APIError):
         extra = {"errors": error.errors} if error.errors else {}
         return reply(request, error.status, error.code, error.message, error.field, **extra)
+
+    @api.exception_handler(StripeError)
+    def stripe_unavailable(request, error: StripeError):
+        # Stripe unreachable or refusing a call of ours: the message is safe to show, and
+        # trying again later is too (every Stripe write carries an idempotency key).
+        return reply(request, 503, "stripe_unavailable", str(error))
 
     @api.exception_handler(ValidationError)
     def invalid(request, error: ValidationError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ninja import Query, Router
 
 from api import auth, presenters, schemas
-from api.errors import APIError, refused
+from api.errors import refused
 from api.paging import Paging, page_of, paginate
-from billing import orders, saved_card, stripe_client
+from billing import orders, saved_card
 
 router = Router(tags=["orders"])
 
@@ -36,18 +36,13 @@ def order_checkout(request, order_id: int):
         return {"checkout_url": orders.checkout_url(order)}
     except orders.OrderError as error:
         raise refused(str(error)) from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
 
 
 @router.get("/saved-card", response={200: schemas.SavedCard, 503: schemas.Error}, auth=auth.read)
 def saved_card_get(request):
     """The card `payment=saved_card` would charge (Stripe's invoice default card, else the
     newest unexpired one attached to you), or `card: null` before your first card payment."""
-    try:
-        card = saved_card.saved_card(request.user, cached=True)
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
+    card = saved_card.saved_card(request.user, cached=True)
     if card is None:
         return {"card": None}
     return {
@@ -74,8 +69,6 @@ def order_pay_saved_card(request, order_id: int):
         saved_card.order_pay_with_saved_card(order)
     except orders.OrderError as error:
         raise refused(str(error)) from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
     return presenters.order(orders.order_of(request.user, order_id))
 
 
@@ -91,6 +84,4 @@ def order_cancel(request, order_id: int):
         orders.order_cancel(order)
     except orders.OrderError as error:
         raise refused(str(error)) from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
     return presenters.order(orders.order_of(request.user, order_id))

@@ -266,8 +266,6 @@ def upgrade_options(request, server_id: int):
         options = upgrades.upgrade_options(request.user, instance)
     except upgrades.UpgradeError as error:
         raise _upgrade_error(error) from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
     return [
         {
             "plan": option.plan.slug,
@@ -299,8 +297,6 @@ def upgrade_apply(request, server_id: int, payload: schemas.UpgradeIn):
         )
     except upgrades.UpgradeError as error:
         raise refused(str(error), field="quote") from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
     return Status(202, presenters.upgrade(upgrade))
 
 
@@ -320,6 +316,4 @@ def downgrade_schedule(request, server_id: int, payload: schemas.DowngradeIn):
         )
     except upgrades.UpgradeError as error:
         raise refused(str(error), field="plan") from None
-    except stripe_client.StripeError as error:
-        raise APIError(503, "stripe_unavailable", str(error)) from None
     return Status(202, presenters.upgrade(upgrade))

@@ -80,3 +80,15 @@ def test_a_declined_saved_card_is_a_422_and_the_order_stays_payable_on_checkout(
     assert "declined" in refused.json()["message"]
     checkout = api.post(f"/orders/{body['order']['id']}/checkout")
     assert checkout.status_code == 200 and checkout.json()["checkout_url"]
+
+
+def test_stripe_unreachable_is_a_503_naming_it_and_the_order_stays(api, order, demo_sandbox):
+    created = api.post("/servers", order | {"hostname": "first"}).json()
+    order_id = created["order"]["id"]
+    demo_sandbox.inject_fault("/v1/*", status=500, count=50)
+    for path in (f"/orders/{order_id}/checkout", f"/orders/{order_id}/pay-with-saved-card"):
+        response = api.post(path)
+        assert response.status_code == 503, path
+        assert response.json()["code"] == "stripe_unavailable"
+    demo_sandbox.faults.clear()
+    assert api.get(f"/orders/{order_id}").json()["status"] == "awaiting_payment"
