@@ -39,8 +39,14 @@ class OrderError(Exception):
 
 
 # The plan's noisy-neighbour limits, which the server keeps as they are (InstanceSpec's names).
-LIMITS = ("net_rate_mbit", "disk_iops_rd", "disk_iops_wr", "disk_mbps_rd", "disk_mbps_wr")
-LIMITS += ("cpu_units",)
+LIMITS = (
+    "net_rate_mbit",
+    "disk_iops_rd",
+    "disk_iops_wr",
+    "disk_mbps_rd",
+    "disk_mbps_wr",
+    "cpu_units",
+)
 
 
 def spec_of(plan: Plan) -> InstanceSpec:
